@@ -1,0 +1,85 @@
+//! One file per verb.
+
+mod create;
+mod delete;
+mod kill;
+mod run;
+mod start;
+mod state;
+
+use std::process::ExitCode;
+
+use berth_runtime::Runtime;
+use clap::{Args, Subcommand};
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Create a container: its init waits for `start` before running the program.
+    Create(create::CreateArgs),
+    /// Start a created container: its program runs.
+    Start(start::StartArgs),
+    /// Create and start a container; in the foreground, wait and exit with its status.
+    Run(run::RunArgs),
+    /// Print the state of a container as OCI state JSON.
+    State(state::StateArgs),
+    /// Send a signal (default SIGTERM) to a container's init, or with --all to all its processes.
+    Kill(kill::KillArgs),
+    /// Delete a stopped container (--force: any container), with its cgroup and state.
+    Delete(delete::DeleteArgs),
+}
+
+/// Options `create` and `run` share, spelled as runc spells them.
+#[derive(Debug, Args)]
+pub(crate) struct BundleArgs {
+    /// The bundle directory (config.json and the rootfs); default: the current directory.
+    #[arg(long, short = 'b', value_name = "DIR", default_value = ".")]
+    bundle: std::path::PathBuf,
+
+    /// Write the init's pid to this file.
+    #[arg(long, value_name = "FILE")]
+    pid_file: Option<std::path::PathBuf>,
+
+    /// Unix socket that receives the pty master (SCM_RIGHTS) when process.terminal is true.
+    #[arg(long, value_name = "SOCKET")]
+    console_socket: Option<std::path::PathBuf>,
+
+    /// Pass this many fds beyond stdio (3, 4, …) to the container.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    preserve_fds: u32,
+
+    /// Move the rootfs over / and chroot instead of pivot_root (for ramfs roots).
+    #[arg(long)]
+    no_pivot: bool,
+
+    /// Keep the caller's session keyring instead of a new one.
+    #[arg(long)]
+    no_new_keyring: bool,
+
+    /// The container id.
+    #[arg(value_name = "ID")]
+    id: String,
+}
+
+impl BundleArgs {
+    fn options(&self) -> berth_runtime::CreateOptions {
+        berth_runtime::CreateOptions {
+            bundle: self.bundle.clone(),
+            pid_file: self.pid_file.clone(),
+            console_socket: self.console_socket.clone(),
+            preserve_fds: self.preserve_fds,
+            no_pivot: self.no_pivot,
+            no_new_keyring: self.no_new_keyring,
+        }
+    }
+}
+
+pub(crate) fn dispatch(rt: &Runtime, cmd: Command) -> anyhow::Result<ExitCode> {
+    match cmd {
+        Command::Create(a) => create::run(rt, a),
+        Command::Start(a) => start::run(rt, a),
+        Command::Run(a) => run::run(rt, a),
+        Command::State(a) => state::run(rt, a),
+        Command::Kill(a) => kill::run(rt, a),
+        Command::Delete(a) => delete::run(rt, a),
+    }
+}

@@ -1,0 +1,90 @@
+//! berth-run: an OCI runtime with runc's command line.
+#![forbid(unsafe_code)]
+
+mod cmd;
+
+use std::error::Error as StdError;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use berth_cli::{HasKind, Kind, LogFormat};
+use clap::Parser;
+
+/// Run containers from OCI bundles (a directory with config.json and a root filesystem),
+/// with runc's command line: `create` then `start`, or `run` for both; `state`, `kill` and
+/// `delete` act on a container by its id. State lives in <root>/<id>/.
+#[derive(Debug, Parser)]
+#[command(name = "berth-run", version, after_help = AFTER_HELP)]
+struct Cli {
+    /// Directory for container state.
+    #[arg(long, value_name = "DIR", default_value = "/run/berth", global = true)]
+    root: PathBuf,
+
+    /// Write logs to this file instead of stderr.
+    #[arg(long, value_name = "FILE", global = true)]
+    log: Option<PathBuf>,
+
+    /// Log format: text or json.
+    #[arg(long, value_name = "FORMAT", default_value = "text", global = true)]
+    log_format: LogFormat,
+
+    /// Log debug messages.
+    #[arg(long, global = true)]
+    debug: bool,
+
+    /// Accepted for compatibility with runc; systemd cgroup management is not supported.
+    #[arg(long, global = true, hide = true)]
+    systemd_cgroup: bool,
+
+    #[command(subcommand)]
+    command: cmd::Command,
+}
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  ok
+  1  failed
+  2  usage: bad arguments, an invalid container id or a malformed config.json
+  3  not found (no such container, bundle or file)
+  4  already exists
+  5  permission denied
+  6  unsupported by this host (e.g. AppArmor or SELinux labels)
+  run in the foreground: the container's own status (128+N for signal N), or
+  125 when berth-run failed, 126 when the program cannot be executed, 127 when it is not found";
+
+fn classify(e: &(dyn StdError + 'static)) -> Option<Kind> {
+    e.downcast_ref::<berth_runtime::Error>().map(HasKind::kind)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = init_logging(&cli) {
+        eprintln!("berth-run: error: {e}");
+        return ExitCode::from(1);
+    }
+    if cli.systemd_cgroup {
+        eprintln!("berth-run: error: --systemd-cgroup is not supported");
+        return ExitCode::from(berth_cli::exit::UNSUPPORTED);
+    }
+    let runtime = berth_runtime::Runtime::new(&cli.root);
+    berth_cli::main("berth-run", classify, || cmd::dispatch(&runtime, cli.command))
+}
+
+fn init_logging(cli: &Cli) -> std::io::Result<()> {
+    let level = if cli.debug { "debug" } else { "warn" };
+    let Some(path) = &cli.log else {
+        berth_cli::init_logging(level, cli.log_format);
+        return Ok(());
+    };
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(path)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("opening --log {}: {e}", path.display())))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(level))
+        .with_writer(std::sync::Mutex::new(file))
+        .with_ansi(false);
+    let _ = match cli.log_format {
+        LogFormat::Text => builder.with_target(false).try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    Ok(())
+}

@@ -1,0 +1,489 @@
+//! The lifecycle: create, start, run, state, kill, delete. This is berth-run's side of the
+//! process tree in docs/process-tree.md.
+
+use std::ffi::CString;
+use std::fs;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use berth_cgroup::{Cgroup, Layout};
+use berth_sys as sys;
+use rustix::fs::{Mode, OFlags};
+
+use crate::error::{Error, Result};
+use crate::hooks;
+use crate::init::{self, InitArgs};
+use crate::plan::{self, Plan, PlanOptions};
+use crate::spec::{Hooks, Spec};
+use crate::state::{self, check_id, Report, State, Status, FIFO};
+use crate::sync::{kind_from_name, Channel, ToChild, ToParent};
+
+/// Options of `create` and `run`.
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub preserve_fds: u32,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+}
+
+/// A state directory (`/run/berth` by default) holding one directory per container.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    root: PathBuf,
+}
+
+/// Removes what a failed create made, in reverse order, unless disarmed.
+struct Undo {
+    dir: Option<PathBuf>,
+    cgroup: Option<Cgroup>,
+    child: Option<i32>,
+}
+
+impl Undo {
+    fn disarm(&mut self) {
+        self.dir = None;
+        self.cgroup = None;
+        self.child = None;
+    }
+}
+
+impl Drop for Undo {
+    fn drop(&mut self) {
+        if let Some(pid) = self.child.take() {
+            let _ = sys::kill(pid, libc::SIGKILL);
+            let _ = sys::wait_child(pid, true);
+        }
+        if let Some(cg) = self.cgroup.take() {
+            let _ = cg.remove();
+        }
+        if let Some(dir) = self.dir.take() {
+            let _ = fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// A container whose init is blocked on exec.fifo, still our child.
+struct Launched {
+    pid: i32,
+    state: State,
+    dir: PathBuf,
+    /// The signal mask before berth-run blocked everything for the clone.
+    old_mask: sys::SigSet,
+}
+
+impl Runtime {
+    pub fn new(root: impl Into<PathBuf>) -> Runtime {
+        Runtime { root: root.into() }
+    }
+
+    fn dir(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
+    fn load(&self, id: &str) -> Result<(State, PathBuf)> {
+        check_id(id)?;
+        let dir = self.dir(id);
+        Ok((State::load(&dir, id)?, dir))
+    }
+
+    /// `create`: the container exists, its init blocked until `start`.
+    pub fn create(&self, id: &str, opts: &CreateOptions) -> Result<i32> {
+        let launched = self.launch(id, opts)?;
+        sys::set_signal_mask(&launched.old_mask).map_err(|e| Error::io("restoring the signal mask", e))?;
+        Ok(launched.pid)
+    }
+
+    /// `run`: create and start; in the foreground, wait and return the container's status
+    /// (128+N for signal N), then delete it.
+    pub fn run(&self, id: &str, opts: &CreateOptions, detach: bool) -> Result<i32> {
+        let launched = self.launch(id, opts)?;
+        let cleanup = |l: &Launched| {
+            let _ = sys::kill(l.pid, libc::SIGKILL);
+            let _ = sys::wait_child(l.pid, true);
+            let _ = self.destroy(&l.state, &l.dir, false);
+        };
+        if let Err(e) = self.start_state(&launched.state, &launched.dir) {
+            cleanup(&launched);
+            return Err(e);
+        }
+        if detach {
+            sys::set_signal_mask(&launched.old_mask).map_err(|e| Error::io("restoring the signal mask", e))?;
+            return Ok(0);
+        }
+        let exit = loop {
+            match sys::wait_signal(200).map_err(|e| Error::io("waiting for signals", e))? {
+                Some(sig) if sig != libc::SIGCHLD => {
+                    let _ = sys::kill(launched.pid, sig);
+                }
+                _ => {
+                    if let Some(exit) = sys::wait_child(launched.pid, false).map_err(|e| Error::io("waiting for the container", e))? {
+                        break exit;
+                    }
+                }
+            }
+        };
+        self.destroy(&launched.state, &launched.dir, true)?;
+        Ok(exit.status())
+    }
+
+    fn launch(&self, id: &str, opts: &CreateOptions) -> Result<Launched> {
+        check_id(id)?;
+        let bundle = fs::canonicalize(&opts.bundle)
+            .map_err(|source| Error::File { what: "bundle", path: opts.bundle.clone(), source })?;
+        let config = bundle.join("config.json");
+        let text = fs::read(&config).map_err(|source| Error::File { what: "reading", path: config.clone(), source })?;
+        let spec: Spec = serde_json::from_slice(&text).map_err(|e| Error::Spec { file: config.display().to_string(), why: e.to_string() })?;
+        let mut plan = plan::build(&spec, &bundle, &PlanOptions { no_pivot: opts.no_pivot, no_new_keyring: opts.no_new_keyring, last_cap: last_cap() })?;
+        if !plan.rootfs.is_dir() {
+            return Err(Error::Spec { file: config.display().to_string(), why: format!("root.path {} is not a directory", plan.rootfs.display()) });
+        }
+        if plan.process.terminal && opts.console_socket.is_none() {
+            return Err(Error::Spec { file: config.display().to_string(), why: "process.terminal is true: use --console-socket".into() });
+        }
+        for fd in 3..3 + opts.preserve_fds as i32 {
+            if fs::metadata(format!("/proc/self/fd/{fd}")).is_err() && fs::symlink_metadata(format!("/proc/self/fd/{fd}")).is_err() {
+                return Err(Error::Spec { file: "--preserve-fds".into(), why: format!("fd {fd} is not open") });
+            }
+        }
+        let linux = spec.linux.clone().unwrap_or_default();
+        let hooks_spec = spec.hooks.clone().unwrap_or_default();
+
+        // The state directory: its existence is the lock on the id.
+        fs::create_dir_all(&self.root).map_err(|source| Error::File { what: "creating state root", path: self.root.clone(), source })?;
+        let dir = self.dir(id);
+        match fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(Error::Exists(id.to_string())),
+            Err(source) => return Err(Error::File { what: "creating", path: dir, source }),
+        }
+        let mut undo = Undo { dir: Some(dir.clone()), cgroup: None, child: None };
+        let fifo_path = dir.join(FIFO);
+        let cfifo = CString::new(fifo_path.to_string_lossy().as_bytes()).expect("no NUL");
+        sys::mkfifo(&cfifo, 0o622).map_err(|source| Error::File { what: "creating", path: fifo_path.clone(), source })?;
+        // 0622 whatever the umask: an init that dropped to another uid must still open it.
+        std::fs::set_permissions(&fifo_path, std::os::unix::fs::PermissionsExt::from_mode(0o622))
+            .map_err(|source| Error::File { what: "chmod", path: fifo_path.clone(), source })?;
+        let fifo = rustix::fs::open(&fifo_path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| Error::File { what: "opening", path: fifo_path.clone(), source: e.into() })?;
+
+        // The cgroup, with its limits, before any container process exists.
+        let layout = Layout::detect().map_err(|source| Error::Cgroup { path: String::new(), source })?;
+        let cg_path = berth_cgroup::resolve_path(linux.cgroups_path.as_deref(), id).map_err(|source| Error::Cgroup { path: String::new(), source })?;
+        let cgroup = Cgroup::at(&layout, &cg_path);
+        let cg_err = |source| Error::Cgroup { path: cg_path.clone(), source };
+        cgroup.create(&layout).map_err(cg_err)?;
+        undo.cgroup = Some(cgroup.clone());
+        if let Some(res) = &linux.resources {
+            cgroup.apply(res).map_err(cg_err)?;
+        }
+        if layout.is_v2() {
+            for m in &mut plan.mounts {
+                if m.fstype.as_deref() == Some("cgroup") {
+                    m.fstype = Some("cgroup2".into());
+                }
+            }
+        }
+        let cgroup_views = cgroup_views(&layout, &cgroup);
+
+        // Namespaces to join: opened here, with the host's paths.
+        let mut joins = Vec::new();
+        for (flag, path) in &plan.namespaces.join {
+            let fd = rustix::fs::open(path.as_str(), OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+                .map_err(|e| Error::File { what: "opening namespace", path: PathBuf::from(path), source: e.into() })?;
+            joins.push((*flag, fd));
+        }
+        let (pid_joins, joins): (Vec<(u64, OwnedFd)>, Vec<(u64, OwnedFd)>) =
+            joins.into_iter().partition(|(f, _)| *f == plan::CLONE_NEWPID || *f == plan::CLONE_NEWTIME);
+        for (flag, fd) in &pid_joins {
+            // setns(pid) and setns(time) apply to our next child: the init.
+            sys::setns(fd.as_fd(), *flag as i32).map_err(|e| Error::io("joining the pid or time namespace", e))?;
+        }
+        let console = match &opts.console_socket {
+            Some(p) => Some(UnixStream::connect(p).map_err(|source| Error::File { what: "connecting to console socket", path: p.clone(), source })?),
+            None => None,
+        };
+        let stub = sys::exec_stub_memfd().map_err(|e| Error::io("creating the exec stub memfd", e))?;
+        let (parent_chan, child_chan) = Channel::pair()?;
+        let state_json = serde_json::to_string(&Report {
+            oci_version: spec.oci_version.clone(),
+            id: id.to_string(),
+            status: Status::Running,
+            pid: 0,
+            bundle: bundle.clone(),
+            rootfs: plan.rootfs.clone(),
+            created: String::new(),
+            owner: String::new(),
+            annotations: spec.annotations.clone(),
+        })
+        .expect("state serialises");
+
+        let old_mask = sys::block_all_signals().map_err(|e| Error::io("blocking signals", e))?;
+        // The cgroup namespace is made by the init once it is in its cgroup (see init.rs).
+        let clone_flags = plan.namespaces.new & !plan::CLONE_NEWCGROUP;
+        let pid = match sys::clone_process(clone_flags) {
+            Err(e) => {
+                let _ = sys::set_signal_mask(&old_mask);
+                return Err(Error::io(format!("clone with namespaces {:#x}", plan.namespaces.new), e));
+            }
+            Ok(sys::Forked::Child) => {
+                drop(parent_chan);
+                init::run(InitArgs {
+                    plan: &plan,
+                    bundle: &bundle,
+                    chan: child_chan,
+                    fifo,
+                    joins,
+                    console,
+                    preserve_fds: opts.preserve_fds,
+                    stub,
+                    cgroups: cgroup_views,
+                    sigmask: old_mask,
+                    state_json,
+                })
+            }
+            Ok(sys::Forked::Parent(pid)) => pid,
+        };
+        undo.child = Some(pid);
+        drop(child_chan);
+        drop(console);
+        let mut chan = parent_chan;
+        let restore = |e: Error| {
+            let _ = sys::set_signal_mask(&old_mask);
+            e
+        };
+
+        if plan.namespaces.new & plan::CLONE_NEWUSER != 0 {
+            write_id_maps(pid, &plan).map_err(restore)?;
+        }
+        cgroup.add(pid).map_err(|source| restore(Error::Cgroup { path: cg_path.clone(), source }))?;
+        if !plan.time_offsets.is_empty() {
+            return Err(restore(Error::Unsupported("linux.timeOffsets: time namespace offsets are not supported yet".into())));
+        }
+        if chan.send(&ToChild::Go).is_err() {
+            // The init already gave up: its message (if any) is still in the socket.
+            return Err(restore(match chan.recv::<ToParent>() {
+                Ok(Some(ToParent::Failed { kind, message, exec })) => Error::Setup { kind: kind_from_name(&kind), message, exec },
+                _ => child_failure(&mut chan, pid),
+            }));
+        }
+
+        let init_start_time = state::proc_stat(pid).map(|(_, t)| t).unwrap_or(0);
+        let st = State {
+            oci_version: spec.oci_version.clone(),
+            id: id.to_string(),
+            pid,
+            bundle: bundle.clone(),
+            rootfs: plan.rootfs.clone(),
+            created: state::now_rfc3339(),
+            annotations: spec.annotations.clone(),
+            init_start_time,
+            cgroup_path: cg_path.clone(),
+            poststart: hooks_spec.poststart.clone(),
+            poststop: hooks_spec.poststop.clone(),
+        };
+        loop {
+            match chan.recv::<ToParent>().map_err(restore)? {
+                Some(ToParent::Hooks) => {
+                    run_create_hooks(&hooks_spec, &st.report(Status::Creating)).map_err(restore)?;
+                    chan.send(&ToChild::Continue).map_err(restore)?;
+                }
+                Some(ToParent::Ready) => break,
+                Some(ToParent::Failed { kind, message, exec }) => {
+                    return Err(restore(Error::Setup { kind: kind_from_name(&kind), message, exec }));
+                }
+                None => return Err(restore(child_failure(&mut chan, pid))),
+            }
+        }
+        st.save(&dir).map_err(restore)?;
+        if let Some(p) = &opts.pid_file {
+            write_pid_file(p, pid).map_err(restore)?;
+        }
+        undo.disarm();
+        Ok(Launched { pid, state: st, dir, old_mask })
+    }
+
+    /// `start`: unblocks the init so that it execs the container's program.
+    pub fn start(&self, id: &str) -> Result<()> {
+        let (st, dir) = self.load(id)?;
+        self.start_state(&st, &dir)
+    }
+
+    fn start_state(&self, st: &State, dir: &Path) -> Result<()> {
+        let status = st.status(dir);
+        if status != Status::Created {
+            return Err(Error::State { id: st.id.clone(), status: status.as_str().into(), why: ": only a created container can be started" });
+        }
+        // The pidfd first, checked against the recorded start time: once the fifo is open the
+        // program may run and exit at once.
+        let pidfd = sys::pidfd_open(st.pid).map_err(|e| Error::io(format!("pidfd_open {}", st.pid), e))?;
+        if st.status(dir) != Status::Created {
+            return Err(Error::State { id: st.id.clone(), status: "stopped".into(), why: ": its init exited before start" });
+        }
+        let fifo_path = dir.join(FIFO);
+        let fifo = rustix::fs::open(&fifo_path, OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| Error::File { what: "opening", path: fifo_path.clone(), source: e.into() })?;
+        loop {
+            if sys::poll_readable(fifo.as_fd(), 20).map_err(|e| Error::io("waiting on exec.fifo", e))? {
+                let mut b = [0u8; 1];
+                match rustix::io::read(&fifo, &mut b) {
+                    Ok(1) => break,
+                    Ok(_) => {}
+                    Err(e) if e == rustix::io::Errno::AGAIN => continue,
+                    Err(e) => return Err(Error::io("reading exec.fifo", e.into())),
+                }
+            }
+            if sys::poll_readable(pidfd.as_fd(), 0).map_err(|e| Error::io("polling the init", e))? {
+                return Err(Error::State { id: st.id.clone(), status: "stopped".into(), why: ": its init exited before it could start" });
+            }
+        }
+        fs::remove_file(&fifo_path).map_err(|source| Error::File { what: "removing", path: fifo_path, source })?;
+        if let Err(e) = hooks::run("poststart", &st.poststart, &st.report(Status::Running)) {
+            tracing::warn!("{e}");
+        }
+        Ok(())
+    }
+
+    /// `state`: the OCI state document.
+    pub fn state(&self, id: &str) -> Result<Report> {
+        let (st, dir) = self.load(id)?;
+        Ok(st.report(st.status(&dir)))
+    }
+
+    /// `kill`: sends a signal to the init (or, with `all`, to every process in the cgroup).
+    pub fn kill(&self, id: &str, signal: i32, all: bool) -> Result<()> {
+        let (st, dir) = self.load(id)?;
+        let status = st.status(&dir);
+        if status == Status::Stopped {
+            return Err(Error::State { id: id.into(), status: "stopped".into(), why: ": nothing to signal" });
+        }
+        if all {
+            let layout = Layout::detect().map_err(|source| Error::Cgroup { path: st.cgroup_path.clone(), source })?;
+            let cg = Cgroup::at(&layout, &st.cgroup_path);
+            for pid in cg.procs().map_err(|source| Error::Cgroup { path: st.cgroup_path.clone(), source })? {
+                let _ = sys::kill(pid, signal);
+            }
+            return Ok(());
+        }
+        signal_init(&st, signal)
+    }
+
+    /// `delete`: removes a stopped (or, with `force`, any) container: its init, cgroup and state.
+    pub fn delete(&self, id: &str, force: bool) -> Result<()> {
+        let (st, dir) = self.load(id)?;
+        match st.status(&dir) {
+            Status::Running if !force => {
+                return Err(Error::State { id: id.into(), status: "running".into(), why: ": stop it first or use --force" })
+            }
+            Status::Stopped => {}
+            _ => {
+                let _ = signal_init(&st, libc::SIGKILL);
+                wait_gone(&st)?;
+            }
+        }
+        self.destroy(&st, &dir, true)
+    }
+
+    /// Kills what is left in the cgroup, runs poststop hooks, removes cgroup and state.
+    fn destroy(&self, st: &State, dir: &Path, hooks: bool) -> Result<()> {
+        let layout = Layout::detect().map_err(|source| Error::Cgroup { path: st.cgroup_path.clone(), source })?;
+        let cg = Cgroup::at(&layout, &st.cgroup_path);
+        for _ in 0..100 {
+            let procs = cg.procs().unwrap_or_default();
+            if procs.is_empty() {
+                break;
+            }
+            for pid in procs {
+                let _ = sys::kill(pid, libc::SIGKILL);
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let hook_result = if hooks { hooks::run("poststop", &st.poststop, &st.report(Status::Stopped)) } else { Ok(()) };
+        cg.remove().map_err(|source| Error::Cgroup { path: st.cgroup_path.clone(), source })?;
+        fs::remove_dir_all(dir).map_err(|source| Error::File { what: "removing", path: dir.to_path_buf(), source })?;
+        if let Err(e) = hook_result {
+            tracing::warn!("{e}");
+        }
+        Ok(())
+    }
+}
+
+/// Names and host directories of the container's cgroup in each hierarchy, as a `cgroup`
+/// mount inside the container shows them.
+fn cgroup_views(layout: &Layout, cg: &Cgroup) -> Vec<(String, PathBuf)> {
+    let mut out: Vec<(String, PathBuf)> = Vec::new();
+    for (controller, mount) in &layout.v1 {
+        let name = mount.file_name().map_or(controller.clone(), |n| n.to_string_lossy().into_owned());
+        if !out.iter().any(|(n, _)| *n == name) {
+            out.push((name, cg.v1[controller].clone()));
+        }
+    }
+    if !layout.v1.is_empty() {
+        if let Some(dir) = &cg.v2 {
+            out.push(("unified".into(), dir.clone()));
+        }
+    }
+    out
+}
+
+fn last_cap() -> u32 {
+    fs::read_to_string("/proc/sys/kernel/cap_last_cap").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(40)
+}
+
+fn write_id_maps(pid: i32, plan: &Plan) -> Result<()> {
+    for (file, map) in [("uid_map", &plan.uid_map), ("gid_map", &plan.gid_map)] {
+        let path = PathBuf::from(format!("/proc/{pid}/{file}"));
+        fs::write(&path, map).map_err(|source| Error::File { what: "writing", path, source })?;
+    }
+    Ok(())
+}
+
+fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let tmp = path.with_extension("berth-tmp");
+    fs::write(&tmp, pid.to_string()).and_then(|()| fs::rename(&tmp, path))
+        .map_err(|source| Error::File { what: "writing pid file", path: path.to_path_buf(), source })
+}
+
+fn run_create_hooks(h: &Hooks, report: &Report) -> Result<()> {
+    hooks::run("prestart", &h.prestart, report)?;
+    hooks::run("createRuntime", &h.create_runtime, report)?;
+    hooks::run("createContainer", &h.create_container, report)
+}
+
+/// The init closed the channel without a message: say how it ended.
+fn child_failure(_chan: &mut Channel, pid: i32) -> Error {
+    let how = match sys::wait_child(pid, true) {
+        Ok(Some(e)) => match e {
+            sys::Exit::Code(c) => format!("exit status {c}"),
+            sys::Exit::Signal(s) => format!("signal {s}"),
+        },
+        _ => "unknown status".into(),
+    };
+    Error::Setup { kind: berth_kind::Kind::Internal, message: format!("container init exited during setup ({how})"), exec: None }
+}
+
+/// Signals the init through a pidfd, after checking the pid still names it.
+fn signal_init(st: &State, signal: i32) -> Result<()> {
+    let pidfd = sys::pidfd_open(st.pid).map_err(|e| Error::io(format!("pidfd_open {}", st.pid), e))?;
+    match state::proc_stat(st.pid) {
+        Some((_, start)) if start == st.init_start_time => {}
+        _ => return Err(Error::State { id: st.id.clone(), status: "stopped".into(), why: ": its init is gone" }),
+    }
+    sys::pidfd_send_signal(pidfd.as_fd(), signal).map_err(|e| Error::io(format!("signal {signal} to pid {}", st.pid), e))
+}
+
+/// Waits (up to 10 s) until the init is no longer alive.
+fn wait_gone(st: &State) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        match state::proc_stat(st.pid) {
+            Some((s, start)) if start == st.init_start_time && s != 'Z' && s != 'X' => std::thread::sleep(Duration::from_millis(1)),
+            _ => return Ok(()),
+        }
+    }
+    Err(Error::State { id: st.id.clone(), status: "running".into(), why: ": its init did not die within 10s of SIGKILL" })
+}

@@ -1,0 +1,326 @@
+//! Carrying a plan out on disk: the bundle directory.
+//!
+//! ```text
+//! DIR/config.json        the OCI runtime spec
+//! DIR/rootfs/            overlay: lowers = the image's snapshots (read-only), upper and work below
+//! DIR/upper/ DIR/work/   the overlay's writable layer and its work directory
+//! DIR/berth-bundle.json  which image and snapshots the bundle uses (for snapshot GC)
+//! ```
+//!
+//! [`create`] mounts the overlay first (the image's `/etc/passwd` is read through it), then
+//! plans, checks bind sources, makes Volume and working directories, and writes
+//! `config.json` last (written to a temporary name and renamed). Any failure unmounts and
+//! removes what was made. [`remove`] unmounts and deletes, and is a no-op when the bundle is
+//! already gone.
+
+use std::fs;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::image::ImageConfig;
+use crate::options::Options;
+use crate::overlay::{self, Overlay};
+use crate::plan::{self, Host, Plan};
+use crate::rootfs::{self, Rootfs};
+use crate::seccomp::{parse_kernel, Arch};
+
+/// The record a bundle keeps of what it uses.
+pub const RECORD: &str = "berth-bundle.json";
+
+/// What the bundle uses, written to [`RECORD`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// The pinned image reference.
+    pub image: String,
+    /// The berth root whose snapshots the bundle mounts.
+    pub root: PathBuf,
+    /// The name under which the bundle holds its snapshots (`Snapshots::acquire`).
+    pub lease: String,
+    /// Chain IDs of the snapshots mounted as lowers, bottom layer first.
+    pub snapshots: Vec<String>,
+}
+
+/// One bundle to make.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    pub dir: &'a Path,
+    /// The snapshots' `fs` directories, bottom layer first (the image's layer order).
+    pub layers: &'a [PathBuf],
+    pub image: &'a ImageConfig,
+    pub options: &'a Options,
+    pub host: Host,
+    pub record: Record,
+}
+
+/// A bundle that was made.
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub path: PathBuf,
+    pub plan: Plan,
+}
+
+/// Reads the host facts a plan needs: architecture, kernel release, swap accounting.
+pub fn detect_host() -> Host {
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease")
+        .ok()
+        .and_then(|r| parse_kernel(r.trim()))
+        .unwrap_or((0, 0));
+    let v1 = Path::new("/sys/fs/cgroup/memory");
+    let swap_accounting = if v1.is_dir() {
+        v1.join("memory.memsw.limit_in_bytes").exists()
+    } else {
+        fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
+            .is_ok_and(|c| c.split_whitespace().any(|c| c == "memory"))
+    };
+    // The caller's effective capabilities; all when unreadable.
+    let caps = fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX);
+    Host {
+        arch: Arch::native(),
+        kernel,
+        swap_accounting,
+        caps,
+    }
+}
+
+/// Removes what a failed [`create`] made, unless disarmed.
+struct Cleanup<'a> {
+    dir: &'a Path,
+    /// The bundle directory did not exist before (else only its contents are removed).
+    made_dir: bool,
+    armed: bool,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let rootfs = self.dir.join("rootfs");
+        if overlay::unmount_all(&rootfs).is_err() || is_mount_point(self.dir, &rootfs) {
+            tracing::warn!(path = %rootfs.display(), "could not unmount; leaving the bundle in place");
+            return;
+        }
+        if self.made_dir {
+            let _ = fs::remove_dir_all(self.dir);
+        } else {
+            for name in ["config.json", "config.json.tmp", RECORD] {
+                let _ = fs::remove_file(self.dir.join(name));
+            }
+            for name in ["rootfs", "upper", "work", "empty"] {
+                let _ = fs::remove_dir_all(self.dir.join(name));
+            }
+        }
+    }
+}
+
+fn is_mount_point(dir: &Path, rootfs: &Path) -> bool {
+    match (fs::symlink_metadata(dir), fs::symlink_metadata(rootfs)) {
+        (Ok(d), Ok(r)) => d.dev() != r.dev(),
+        _ => false,
+    }
+}
+
+/// Makes the bundle: overlay rootfs, Volume and working directories, `config.json`.
+/// The directory must not exist, or be empty.
+pub fn create(req: &Request<'_>) -> Result<Created, Error> {
+    let dir = req.dir;
+    let made_dir = match fs::read_dir(dir) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                return Err(Error::BundleExists {
+                    path: dir.to_path_buf(),
+                });
+            }
+            false
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // 0711: a container in a user namespace must be able to pass through to rootfs/.
+            fs::DirBuilder::new()
+                .mode(0o711)
+                .create(dir)
+                .map_err(|e| match e.kind() {
+                    std::io::ErrorKind::AlreadyExists => Error::BundleExists {
+                        path: dir.to_path_buf(),
+                    },
+                    _ => Error::io("creating bundle", dir, e),
+                })?;
+            true
+        }
+        Err(e) => return Err(Error::io("reading bundle directory", dir, e)),
+    };
+    let mut cleanup = Cleanup {
+        dir,
+        made_dir,
+        armed: true,
+    };
+
+    let rootfs_dir = dir.join("rootfs");
+    let upper = dir.join("upper");
+    let work = dir.join("work");
+    for d in [&rootfs_dir, &upper, &work] {
+        fs::DirBuilder::new()
+            .mode(0o755)
+            .create(d)
+            .map_err(|e| Error::io("creating", d.as_path(), e))?;
+    }
+    // Overlay wants at least one lower layer; an image without layers gets an empty one.
+    let mut lowers: Vec<PathBuf> = req.layers.iter().rev().cloned().collect();
+    if lowers.is_empty() {
+        let empty = dir.join("empty");
+        fs::create_dir(&empty).map_err(|e| Error::io("creating", empty.as_path(), e))?;
+        lowers.push(empty);
+    }
+    overlay::mount(
+        &Overlay {
+            lowers: &lowers,
+            upper: &upper,
+            work: &work,
+        },
+        &rootfs_dir,
+    )?;
+
+    let rootfs = Rootfs::open(&rootfs_dir)?;
+    let users = rootfs.users()?;
+    let mut plan = plan::plan(req.image, req.options, &users, &req.host)?;
+    if req.options.privileged {
+        plan.spec.linux.devices = rootfs::host_devices(Path::new("/dev"));
+    }
+    if let Some(missing) = plan
+        .bind_sources
+        .iter()
+        .find(|s| !rootfs::host_path_exists(s))
+    {
+        return Err(Error::BindSourceMissing {
+            path: missing.clone(),
+        });
+    }
+    for d in &plan.dirs {
+        rootfs.make_dir(d)?;
+    }
+
+    let record = serde_json::to_vec_pretty(&req.record).expect("a bundle record serialises");
+    let record_path = dir.join(RECORD);
+    fs::write(&record_path, record).map_err(|e| Error::io("writing", record_path.as_path(), e))?;
+    let config = serde_json::to_vec_pretty(&plan.spec).expect("a runtime spec serialises");
+    let tmp = dir.join("config.json.tmp");
+    fs::write(&tmp, config).map_err(|e| Error::io("writing", tmp.as_path(), e))?;
+    let config_path = dir.join("config.json");
+    fs::rename(&tmp, &config_path).map_err(|e| Error::io("writing", config_path.as_path(), e))?;
+
+    cleanup.armed = false;
+    Ok(Created {
+        path: dir.to_path_buf(),
+        plan,
+    })
+}
+
+/// Reads the record of a bundle (`None` when it has none).
+pub fn record(dir: &Path) -> Result<Option<Record>, Error> {
+    let path = dir.join(RECORD);
+    match fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            Error::io(
+                "reading",
+                path.as_path(),
+                std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("reading", path.as_path(), e)),
+    }
+}
+
+/// Unmounts and deletes a bundle. `Ok(false)` when there was nothing to remove. A directory
+/// that does not look like a bundle (no `config.json`, `rootfs/` or record) is refused, so a
+/// mistyped path is never deleted.
+pub fn remove(dir: &Path) -> Result<bool, Error> {
+    match fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(Error::io("reading bundle", dir, e)),
+        Ok(m) if !m.is_dir() => {
+            return Err(Error::NotABundle {
+                path: dir.to_path_buf(),
+            })
+        }
+        Ok(_) => {}
+    }
+    let rootfs = dir.join("rootfs");
+    let looks_like_bundle = ["config.json", "rootfs", RECORD, "upper"]
+        .iter()
+        .any(|n| dir.join(n).symlink_metadata().is_ok());
+    if !looks_like_bundle {
+        return Err(Error::NotABundle {
+            path: dir.to_path_buf(),
+        });
+    }
+    overlay::unmount_all(&rootfs)?;
+    if is_mount_point(dir, &rootfs) {
+        return Err(Error::io(
+            "unmounting",
+            rootfs,
+            std::io::Error::from(std::io::ErrorKind::ResourceBusy),
+        ));
+    }
+    fs::remove_dir_all(dir).map_err(|e| Error::io("removing bundle", dir, e))?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remove_is_a_no_op_when_gone_and_refuses_non_bundles() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(!remove(&tmp.path().join("gone")).unwrap());
+        let other = tmp.path().join("precious");
+        fs::create_dir(&other).unwrap();
+        fs::write(other.join("data"), "keep").unwrap();
+        assert!(matches!(remove(&other), Err(Error::NotABundle { .. })));
+        assert!(other.join("data").exists());
+    }
+
+    #[test]
+    fn a_non_empty_directory_is_not_overwritten() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::write(tmp.path().join("x"), "").unwrap();
+        let opts = Options {
+            id: "t".into(),
+            ..Options::default()
+        };
+        let req = Request {
+            dir: tmp.path(),
+            layers: &[],
+            image: &ImageConfig::default(),
+            options: &opts,
+            host: detect_host(),
+            record: Record::default(),
+        };
+        assert!(matches!(create(&req), Err(Error::BundleExists { .. })));
+        assert!(tmp.path().join("x").exists());
+    }
+
+    #[test]
+    fn records_round_trip() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert_eq!(record(tmp.path()).unwrap(), None);
+        let r = Record {
+            image: "busybox@sha256:ab".into(),
+            root: "/var/lib/berth".into(),
+            lease: "b1-0123".into(),
+            snapshots: vec!["sha256:cd".into()],
+        };
+        fs::write(tmp.path().join(RECORD), serde_json::to_vec(&r).unwrap()).unwrap();
+        assert_eq!(record(tmp.path()).unwrap(), Some(r));
+    }
+}
