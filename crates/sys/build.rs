@@ -13,7 +13,14 @@ fn main() {
     }
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
     let status = Command::new(&cc)
-        .args(["-nostdlib", "-static", "-Wl,-n", "-Wl,--build-id=none", "-s", "-o"])
+        .args([
+            "-nostdlib",
+            "-static",
+            "-Wl,-n",
+            "-Wl,--build-id=none",
+            "-s",
+            "-o",
+        ])
         .arg(&out)
         .arg("src/stub.S")
         .status()

@@ -51,7 +51,8 @@ fn ok(cmd: &mut Command) -> String {
 
 /// Runs and asserts failure with `code` and a one-line error; returns stderr.
 fn fails(cmd: &mut Command, code: i32) -> String {
-    let out = run(cmd);
+    // A RUST_LOG in the test's environment would add log lines to the stderr asserted on.
+    let out = run(cmd.env_remove("RUST_LOG"));
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(code), "{cmd:?}: stderr: {stderr}");
     let lines: Vec<&str> = stderr.lines().filter(|l| l.contains("error")).collect();

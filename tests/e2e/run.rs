@@ -15,7 +15,11 @@ use serde_json::{json, Value};
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
 fn unique(tag: &str) -> String {
-    format!("e2e-{tag}-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::SeqCst))
+    format!(
+        "e2e-{tag}-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 /// A test's own world: a state root, bundles, and the containers it made.
@@ -28,10 +32,17 @@ struct Lab {
 impl Lab {
     fn new() -> Lab {
         assert!(
-            std::fs::read_to_string("/proc/self/status").unwrap().lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")),
+            std::fs::read_to_string("/proc/self/status")
+                .unwrap()
+                .lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")),
             "berth-run end-to-end tests need root"
         );
-        Lab { dir: tempfile::tempdir().unwrap(), ids: Vec::new(), runc_ids: Vec::new() }
+        Lab {
+            dir: tempfile::tempdir().unwrap(),
+            ids: Vec::new(),
+            runc_ids: Vec::new(),
+        }
     }
 
     fn state_root(&self) -> PathBuf {
@@ -44,32 +55,58 @@ impl Lab {
         let b = self.dir.path().join(format!("bundle-{id}"));
         let bin = b.join("rootfs/bin");
         std::fs::create_dir_all(&bin).unwrap();
-        std::fs::copy("/bin/busybox", bin.join("busybox")).expect("busybox-static is installed (scripts/setup)");
-        for c in ["sh", "true", "echo", "cat", "ls", "id", "sleep", "mkdir", "touch", "stat", "readlink", "hostname"] {
+        std::fs::copy("/bin/busybox", bin.join("busybox"))
+            .expect("busybox-static is installed (scripts/setup)");
+        for c in [
+            "sh", "true", "echo", "cat", "ls", "id", "sleep", "mkdir", "touch", "stat", "readlink",
+            "hostname",
+        ] {
             std::os::unix::fs::symlink("busybox", bin.join(c)).unwrap();
         }
         std::fs::copy(berth_probe::path(), bin.join("probe")).unwrap();
         for d in ["proc", "sys", "dev", "tmp", "etc"] {
             std::fs::create_dir_all(b.join("rootfs").join(d)).unwrap();
         }
-        std::fs::write(b.join("rootfs/etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/home/user:/bin/sh\n").unwrap();
+        std::fs::write(
+            b.join("rootfs/etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/home/user:/bin/sh\n",
+        )
+        .unwrap();
         let cg = format!("/berth/{id}");
         self.ids.push((id.to_string(), cg.clone()));
         let mut config = base_config(&cg);
         edit(&mut config);
-        std::fs::write(b.join("config.json"), serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+        std::fs::write(
+            b.join("config.json"),
+            serde_json::to_vec_pretty(&config).unwrap(),
+        )
+        .unwrap();
         b
     }
 
     /// Runs berth-run with stdout and stderr in files, not pipes: a created or detached
     /// container inherits them and would hold a pipe open long after berth-run exits.
     fn berth(&self, args: &[&str]) -> Output {
-        run_to_files(self.dir.path(), Command::new(berth_testkit::bin_path("berth-run")).arg("--root").arg(self.state_root()).args(args))
+        run_to_files(
+            self.dir.path(),
+            Command::new(berth_testkit::bin_path("berth-run"))
+                .arg("--root")
+                .arg(self.state_root())
+                .args(args),
+        )
     }
 
     fn runc(&mut self, id: &str, bundle: &Path) -> Output {
         self.runc_ids.push(id.to_string());
-        run_to_files(self.dir.path(), Command::new("runc").arg("--root").arg(self.dir.path().join("runc-state")).args(["run", "--bundle"]).arg(bundle).arg(id))
+        run_to_files(
+            self.dir.path(),
+            Command::new("runc")
+                .arg("--root")
+                .arg(self.dir.path().join("runc-state"))
+                .args(["run", "--bundle"])
+                .arg(bundle)
+                .arg(id),
+        )
     }
 
     /// `run` of the probe in the foreground: its JSON report.
@@ -80,13 +117,26 @@ impl Lab {
             edit(c);
         });
         let out = self.berth(&["run", "--bundle", b.to_str().unwrap(), &id]);
-        assert!(out.status.success(), "berth-run run failed: {}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("probe output: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+        assert!(
+            out.status.success(),
+            "berth-run run failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "probe output: {e}: {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
     }
 
     fn state(&self, id: &str) -> Value {
         let out = self.berth(&["state", id]);
-        assert!(out.status.success(), "state {id}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "state {id}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).unwrap()
     }
 }
@@ -100,7 +150,11 @@ impl Drop for Lab {
             }
         }
         for id in &self.runc_ids {
-            let _ = Command::new("runc").arg("--root").arg(self.dir.path().join("runc-state")).args(["delete", "--force", id]).output();
+            let _ = Command::new("runc")
+                .arg("--root")
+                .arg(self.dir.path().join("runc-state"))
+                .args(["delete", "--force", id])
+                .output();
         }
     }
 }
@@ -114,7 +168,11 @@ fn run_to_files(dir: &Path, cmd: &mut Command) -> Output {
         .stderr(std::fs::File::create(&err_path).unwrap())
         .status()
         .unwrap();
-    Output { status, stdout: std::fs::read(&out_path).unwrap(), stderr: std::fs::read(&err_path).unwrap() }
+    Output {
+        status,
+        stdout: std::fs::read(&out_path).unwrap(),
+        stderr: std::fs::read(&err_path).unwrap(),
+    }
 }
 
 /// The directories of a cgroup path in every hierarchy of this host.
@@ -169,14 +227,51 @@ fn stderr(o: &Output) -> String {
 }
 
 fn cap_mask(names: &[&str]) -> u64 {
-    let table = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE"];
-    names.iter().map(|n| 1u64 << table.iter().position(|t| t == n).unwrap()).sum()
+    let table = [
+        "CAP_CHOWN",
+        "CAP_DAC_OVERRIDE",
+        "CAP_DAC_READ_SEARCH",
+        "CAP_FOWNER",
+        "CAP_FSETID",
+        "CAP_KILL",
+        "CAP_SETGID",
+        "CAP_SETUID",
+        "CAP_SETPCAP",
+        "CAP_LINUX_IMMUTABLE",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_NET_BROADCAST",
+        "CAP_NET_ADMIN",
+        "CAP_NET_RAW",
+        "CAP_IPC_LOCK",
+        "CAP_IPC_OWNER",
+        "CAP_SYS_MODULE",
+        "CAP_SYS_RAWIO",
+        "CAP_SYS_CHROOT",
+        "CAP_SYS_PTRACE",
+        "CAP_SYS_PACCT",
+        "CAP_SYS_ADMIN",
+        "CAP_SYS_BOOT",
+        "CAP_SYS_NICE",
+        "CAP_SYS_RESOURCE",
+        "CAP_SYS_TIME",
+        "CAP_SYS_TTY_CONFIG",
+        "CAP_MKNOD",
+        "CAP_LEASE",
+        "CAP_AUDIT_WRITE",
+    ];
+    names
+        .iter()
+        .map(|n| 1u64 << table.iter().position(|t| t == n).unwrap())
+        .sum()
 }
 
 fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !f() {
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
@@ -191,7 +286,10 @@ fn run_passes_the_container_exit_status_through() {
         let b = lab.bundle(&id, |c| c["process"]["args"] = json!(["sh", "-c", script]));
         let out = lab.berth(&["run", "-b", b.to_str().unwrap(), &id]);
         assert_eq!(out.status.code(), Some(want), "{script}: {}", stderr(&out));
-        assert!(!lab.state_root().join(&id).exists(), "foreground run deletes the container");
+        assert!(
+            !lab.state_root().join(&id).exists(),
+            "foreground run deletes the container"
+        );
     }
     // Killed by a signal: 128+N. (Pid 1 ignores its own `kill -9 $$`, so it comes from outside.)
     let id = unique("status");
@@ -200,9 +298,20 @@ fn run_passes_the_container_exit_status_through() {
     let root = lab.state_root();
     let (id2, b2) = (id.clone(), b.clone());
     let fg = std::thread::spawn(move || {
-        run_to_files(&dir, Command::new(berth_testkit::bin_path("berth-run")).arg("--root").arg(root).args(["run", "-b", b2.to_str().unwrap(), &id2]))
+        run_to_files(
+            &dir,
+            Command::new(berth_testkit::bin_path("berth-run"))
+                .arg("--root")
+                .arg(root)
+                .args(["run", "-b", b2.to_str().unwrap(), &id2]),
+        )
     });
-    wait_until("the container to run", || lab.berth(&["state", &id]).stdout.windows(9).any(|w| w == b"\"running\""));
+    wait_until("the container to run", || {
+        lab.berth(&["state", &id])
+            .stdout
+            .windows(9)
+            .any(|w| w == b"\"running\"")
+    });
     assert!(lab.berth(&["kill", &id, "KILL"]).status.success());
     let out = fg.join().unwrap();
     assert_eq!(out.status.code(), Some(137), "{}", stderr(&out));
@@ -212,11 +321,22 @@ fn run_passes_the_container_exit_status_through() {
 fn run_reports_missing_and_unexecutable_programs_as_127_and_126() {
     let mut lab = Lab::new();
     let id = unique("noexec");
-    let b = lab.bundle(&id, |c| c["process"]["args"] = json!(["nonexistent-program"]));
+    let b = lab.bundle(&id, |c| {
+        c["process"]["args"] = json!(["nonexistent-program"])
+    });
     let out = lab.berth(&["run", "-b", b.to_str().unwrap(), &id]);
     assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
-    assert_eq!(stderr(&out).lines().count(), 1, "one line: {}", stderr(&out));
-    assert!(stderr(&out).contains("nonexistent-program"), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).lines().count(),
+        1,
+        "one line: {}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("nonexistent-program"),
+        "{}",
+        stderr(&out)
+    );
 
     let id = unique("noexec");
     let b = lab.bundle(&id, |c| c["process"]["args"] = json!(["/etc/passwd"]));
@@ -235,7 +355,14 @@ fn create_blocks_until_start_and_state_tells_the_truth() {
         c["mounts"].as_array_mut().unwrap().push(json!({"destination": "/tmp", "type": "bind", "source": lab_tmp(&marker), "options": ["rbind"]}));
     });
     let pid_file = lab.dir.path().join("pid");
-    let out = lab.berth(&["create", "-b", b.to_str().unwrap(), "--pid-file", pid_file.to_str().unwrap(), &id]);
+    let out = lab.berth(&[
+        "create",
+        "-b",
+        b.to_str().unwrap(),
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        &id,
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let st = lab.state(&id);
     assert_eq!(st["status"], "created");
@@ -260,7 +387,9 @@ fn create_blocks_until_start_and_state_tells_the_truth() {
 
     let out = lab.berth(&["kill", &id, "KILL"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    wait_until("the container to stop", || lab.state(&id)["status"] == "stopped");
+    wait_until("the container to stop", || {
+        lab.state(&id)["status"] == "stopped"
+    });
     let out = lab.berth(&["delete", &id]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(lab.berth(&["state", &id]).status.code(), Some(3));
@@ -277,19 +406,35 @@ fn lab_tmp(marker: &Path) -> String {
 fn delete_force_kills_a_running_container_and_kill_all_reaches_every_process() {
     let mut lab = Lab::new();
     let id = unique("force");
-    let b = lab.bundle(&id, |c| c["process"]["args"] = json!(["sh", "-c", "sleep 1000 & sleep 1000"]));
+    let b = lab.bundle(&id, |c| {
+        c["process"]["args"] = json!(["sh", "-c", "sleep 1000 & sleep 1000"])
+    });
     let out = lab.berth(&["run", "-d", "-b", b.to_str().unwrap(), &id]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(lab.state(&id)["status"], "running");
     let procs = PathBuf::from(format!("/sys/fs/cgroup/pids/berth/{id}/cgroup.procs"));
-    wait_until("both processes", || std::fs::read_to_string(&procs).unwrap_or_default().lines().count() >= 2);
+    wait_until("both processes", || {
+        std::fs::read_to_string(&procs)
+            .unwrap_or_default()
+            .lines()
+            .count()
+            >= 2
+    });
     let out = lab.berth(&["kill", "--all", &id, "KILL"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    wait_until("all processes gone", || std::fs::read_to_string(&procs).unwrap_or_default().trim().is_empty());
+    wait_until("all processes gone", || {
+        std::fs::read_to_string(&procs)
+            .unwrap_or_default()
+            .trim()
+            .is_empty()
+    });
 
     let id = unique("force");
     let b = lab.bundle(&id, |c| c["process"]["args"] = json!(["sleep", "1000"]));
-    assert!(lab.berth(&["run", "-d", "-b", b.to_str().unwrap(), &id]).status.success());
+    assert!(lab
+        .berth(&["run", "-d", "-b", b.to_str().unwrap(), &id])
+        .status
+        .success());
     let out = lab.berth(&["delete", "--force", &id]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!lab.state_root().join(&id).exists());
@@ -306,7 +451,10 @@ fn a_setup_failure_is_one_line_and_leaves_nothing_behind() {
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("mount /data: source /nope: no such file or directory"), "{err}");
+    assert!(
+        err.contains("mount /data: source /nope: no such file or directory"),
+        "{err}"
+    );
     assert!(!lab.state_root().join(&id).exists(), "state left behind");
     for dir in cgroup_dirs(&format!("/berth/{id}")) {
         assert!(!dir.exists(), "{} left behind", dir.display());
@@ -316,23 +464,43 @@ fn a_setup_failure_is_one_line_and_leaves_nothing_behind() {
 #[test]
 fn hostile_or_bad_input_gets_documented_exit_codes() {
     let mut lab = Lab::new();
-    assert_eq!(lab.berth(&["state", "no-such-container"]).status.code(), Some(3));
+    assert_eq!(
+        lab.berth(&["state", "no-such-container"]).status.code(),
+        Some(3)
+    );
     assert_eq!(lab.berth(&["state", "../etc"]).status.code(), Some(2));
     let id = unique("bad");
-    let b = lab.bundle(&id, |c| c["process"]["apparmorProfile"] = json!("docker-default"));
+    let b = lab.bundle(&id, |c| {
+        c["process"]["apparmorProfile"] = json!("docker-default")
+    });
     let out = lab.berth(&["create", "-b", b.to_str().unwrap(), &id]);
     assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
     assert!(stderr(&out).contains("AppArmor"), "{}", stderr(&out));
     let id = unique("bad");
-    let b = lab.bundle(&id, |c| c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "hard": 1u64 << 40, "soft": 1024}]));
+    let b =
+        lab.bundle(
+            &id,
+            |c| {
+                c["process"]["rlimits"] =
+                    json!([{"type": "RLIMIT_NOFILE", "hard": 1u64 << 40, "soft": 1024}])
+            },
+        );
     let out = lab.berth(&["create", "-b", b.to_str().unwrap(), &id]);
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
-    assert!(stderr(&out).contains("RLIMIT_NOFILE") && stderr(&out).contains("CAP_SYS_RESOURCE"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("RLIMIT_NOFILE") && stderr(&out).contains("CAP_SYS_RESOURCE"),
+        "{}",
+        stderr(&out)
+    );
     let id = unique("bad");
     let b = lab.bundle(&id, |c| c["process"]["oomScoreAdj"] = json!(-500));
     let out = lab.berth(&["create", "-b", b.to_str().unwrap(), &id]);
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
-    assert!(stderr(&out).contains("oomScoreAdj -500") && stderr(&out).contains("CAP_SYS_RESOURCE"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("oomScoreAdj -500") && stderr(&out).contains("CAP_SYS_RESOURCE"),
+        "{}",
+        stderr(&out)
+    );
     assert!(!lab.state_root().join(&id).exists());
 }
 
@@ -358,13 +526,30 @@ fn the_probe_sees_the_process_the_spec_asked_for() {
     assert_eq!(v["umask"], 63);
     assert_eq!(v["cwd"], "/work/dir");
     assert!(v["env"].as_array().unwrap().contains(&json!("FOO=bar")));
-    assert!(v["env"].as_array().unwrap().contains(&json!("HOME=/home/user")), "HOME from /etc/passwd: {}", v["env"]);
+    assert!(
+        v["env"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("HOME=/home/user")),
+        "HOME from /etc/passwd: {}",
+        v["env"]
+    );
     assert_eq!(v["oom_score_adj"], 123);
-    assert_eq!(v["rlimits"]["RLIMIT_NOFILE"], json!({"soft": "100", "hard": "200"}));
-    assert_eq!(v["caps"]["bounding"], cap_mask(&["CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_CHOWN"]));
+    assert_eq!(
+        v["rlimits"]["RLIMIT_NOFILE"],
+        json!({"soft": "100", "hard": "200"})
+    );
+    assert_eq!(
+        v["caps"]["bounding"],
+        cap_mask(&["CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_CHOWN"])
+    );
     assert_eq!(v["caps"]["inheritable"], cap_mask(&["CAP_KILL"]));
     assert_eq!(v["caps"]["ambient"], cap_mask(&["CAP_KILL"]));
-    assert_eq!(v["caps"]["permitted"], cap_mask(&["CAP_KILL"]), "non-root keeps only ambient caps across exec");
+    assert_eq!(
+        v["caps"]["permitted"],
+        cap_mask(&["CAP_KILL"]),
+        "non-root keeps only ambient caps across exec"
+    );
     assert_eq!(v["no_new_privs"], 1);
     assert_eq!(v["hostname"], "probe-host");
     assert_eq!(v["domainname"], "example.org");
@@ -378,7 +563,10 @@ fn root_gets_the_bounding_set_and_empty_inheritable_by_default() {
     assert_eq!(v["uid"], 0);
     assert_eq!(v["caps"]["bounding"], caps);
     assert_eq!(v["caps"]["effective"], caps);
-    assert_eq!(v["caps"]["inheritable"], 0, "inheritable is empty unless asked for");
+    assert_eq!(
+        v["caps"]["inheritable"], 0,
+        "inheritable is empty unless asked for"
+    );
     assert_eq!(v["caps"]["ambient"], 0, "ambient needs inheritable");
     assert_eq!(v["umask"], 0o022);
 }
@@ -386,27 +574,51 @@ fn root_gets_the_bounding_set_and_empty_inheritable_by_default() {
 #[test]
 fn namespaces_are_new_and_the_cgroup_is_under_berth() {
     let mut lab = Lab::new();
-    let host = |n: &str| std::fs::read_link(format!("/proc/self/ns/{n}")).unwrap().display().to_string();
+    let host = |n: &str| {
+        std::fs::read_link(format!("/proc/self/ns/{n}"))
+            .unwrap()
+            .display()
+            .to_string()
+    };
     let v = lab.probe(|_| {});
     for n in ["pid", "net", "ipc", "uts", "mnt", "cgroup"] {
-        assert_ne!(v["namespaces"][n], host(n).as_str(), "{n} namespace is the host's");
+        assert_ne!(
+            v["namespaces"][n],
+            host(n).as_str(),
+            "{n} namespace is the host's"
+        );
     }
     assert_eq!(v["namespaces"]["user"], host("user").as_str());
     assert_eq!(v["pid"], 1, "the program is pid 1 in its pid namespace");
     // In its own cgroup namespace, the container sees its cgroup as the root.
-    assert!(v["cgroup"].as_array().unwrap().iter().any(|l| l == "8:pids:/" || l.as_str().unwrap().ends_with(":pids:/")), "{}", v["cgroup"]);
+    assert!(
+        v["cgroup"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l == "8:pids:/" || l.as_str().unwrap().ends_with(":pids:/")),
+        "{}",
+        v["cgroup"]
+    );
 }
 
 #[test]
 fn joined_namespaces_are_shared_with_their_owner() {
     let mut lab = Lab::new();
     // A process in a fresh network and uts namespace to join.
-    let mut holder = Command::new("unshare").args(["--net", "--uts", "sleep", "1000"]).spawn().unwrap();
+    let mut holder = Command::new("unshare")
+        .args(["--net", "--uts", "sleep", "1000"])
+        .spawn()
+        .unwrap();
     let pid = holder.id();
     wait_until("the holder's namespaces", || {
-        std::fs::read_link(format!("/proc/{pid}/ns/net")).ok() != std::fs::read_link("/proc/self/ns/net").ok()
+        std::fs::read_link(format!("/proc/{pid}/ns/net")).ok()
+            != std::fs::read_link("/proc/self/ns/net").ok()
     });
-    let want = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap().display().to_string();
+    let want = std::fs::read_link(format!("/proc/{pid}/ns/net"))
+        .unwrap()
+        .display()
+        .to_string();
     let v = lab.probe(|c| {
         c["linux"]["namespaces"] = json!([{"type": "pid"}, {"type": "mount"}, {"type": "network", "path": format!("/proc/{pid}/ns/net")}, {"type": "uts", "path": format!("/proc/{pid}/ns/uts")}]);
     });
@@ -429,15 +641,29 @@ fn user_namespace_maps_root_to_an_unprivileged_host_uid() {
         c["mounts"] = json!([{"destination": "/proc", "type": "proc", "source": "proc"},
                              {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"]}]);
     });
-    std::process::Command::new("chown").args(["-R", "100000:100000"]).arg(b.join("rootfs")).status().unwrap();
+    std::process::Command::new("chown")
+        .args(["-R", "100000:100000"])
+        .arg(b.join("rootfs"))
+        .status()
+        .unwrap();
     let out = lab.berth(&["run", "-b", b.to_str().unwrap(), &id]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout);
     let (map, json_text) = text.split_once('{').unwrap();
-    assert_eq!(map.split_whitespace().collect::<Vec<_>>(), ["0", "100000", "65536"]);
+    assert_eq!(
+        map.split_whitespace().collect::<Vec<_>>(),
+        ["0", "100000", "65536"]
+    );
     let v: Value = serde_json::from_str(&format!("{{{json_text}")).unwrap();
     assert_eq!(v["uid"], 0);
-    assert_ne!(v["namespaces"]["user"], std::fs::read_link("/proc/self/ns/user").unwrap().display().to_string().as_str());
+    assert_ne!(
+        v["namespaces"]["user"],
+        std::fs::read_link("/proc/self/ns/user")
+            .unwrap()
+            .display()
+            .to_string()
+            .as_str()
+    );
 }
 
 #[test]
@@ -453,16 +679,52 @@ fn mounts_masked_and_readonly_paths_are_applied() {
         m.push(json!({"destination": "/rro", "type": "bind", "source": "/sys/fs/cgroup", "options": ["rbind", "rro"]}));
     });
     let mounts = v["mounts"].as_array().unwrap();
-    let at = |p: &str| mounts.iter().rev().find(|m| m["mount_point"] == p).unwrap_or_else(|| panic!("no mount at {p}"));
-    assert!(at("/data")["options"].as_str().unwrap().contains("ro,nosuid"), "{}", at("/data"));
+    let at = |p: &str| {
+        mounts
+            .iter()
+            .rev()
+            .find(|m| m["mount_point"] == p)
+            .unwrap_or_else(|| panic!("no mount at {p}"))
+    };
+    assert!(
+        at("/data")["options"]
+            .as_str()
+            .unwrap()
+            .contains("ro,nosuid"),
+        "{}",
+        at("/data")
+    );
     assert_eq!(at("/scratch")["fstype"], "tmpfs");
-    assert!(at("/scratch")["super_options"].as_str().unwrap().contains("size=1024k"), "{}", at("/scratch"));
-    assert!(at("/scratch")["options"].as_str().unwrap().contains("nodev"));
+    assert!(
+        at("/scratch")["super_options"]
+            .as_str()
+            .unwrap()
+            .contains("size=1024k"),
+        "{}",
+        at("/scratch")
+    );
+    assert!(at("/scratch")["options"]
+        .as_str()
+        .unwrap()
+        .contains("nodev"));
     // rro: every submount of the recursive bind is read-only too.
-    let sub = mounts.iter().filter(|m| m["mount_point"].as_str().unwrap().starts_with("/rro/")).collect::<Vec<_>>();
+    let sub = mounts
+        .iter()
+        .filter(|m| m["mount_point"].as_str().unwrap().starts_with("/rro/"))
+        .collect::<Vec<_>>();
     assert!(!sub.is_empty());
-    assert!(sub.iter().all(|m| m["options"].as_str().unwrap().starts_with("ro")), "{sub:?}");
-    for p in ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware", "/proc/acpi"] {
+    assert!(
+        sub.iter()
+            .all(|m| m["options"].as_str().unwrap().starts_with("ro")),
+        "{sub:?}"
+    );
+    for p in [
+        "/proc/kcore",
+        "/proc/keys",
+        "/proc/timer_list",
+        "/sys/firmware",
+        "/proc/acpi",
+    ] {
         if v["paths"][p]["exists"] == true {
             assert_eq!(v["paths"][p]["masked"], true, "{p} is not masked");
         }
@@ -489,11 +751,22 @@ fn readonly_root_and_dev_devices() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!text.contains("writable"), "{text}");
-    assert!(text.contains("shm-ok") && text.contains("null-ok"), "{text}");
-    for dev in ["null", "zero", "full", "random", "urandom", "tty", "pts", "shm", "mqueue"] {
-        assert!(text.split_whitespace().any(|w| w == dev), "/dev/{dev} missing: {text}");
+    assert!(
+        text.contains("shm-ok") && text.contains("null-ok"),
+        "{text}"
+    );
+    for dev in [
+        "null", "zero", "full", "random", "urandom", "tty", "pts", "shm", "mqueue",
+    ] {
+        assert!(
+            text.split_whitespace().any(|w| w == dev),
+            "/dev/{dev} missing: {text}"
+        );
     }
-    assert!(text.contains("/proc/self/fd") && text.contains("pts/ptmx"), "{text}");
+    assert!(
+        text.contains("/proc/self/fd") && text.contains("pts/ptmx"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -514,8 +787,16 @@ fn seccomp_profile_with_errno_and_argument_rules() {
     let out = lab.berth(&["run", "-b", b.to_str().unwrap(), &id]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("mkdir=1") && text.contains("Permission denied") || text.contains("mkdir=1"), "{text} / {}", stderr(&out));
-    assert!(stderr(&out).contains("Permission denied"), "errnoRet 13 is EACCES: {}", stderr(&out));
+    assert!(
+        text.contains("mkdir=1") && text.contains("Permission denied") || text.contains("mkdir=1"),
+        "{text} / {}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("Permission denied"),
+        "errnoRet 13 is EACCES: {}",
+        stderr(&out)
+    );
     let json_text = &text[text.find('{').unwrap()..];
     let v: Value = serde_json::from_str(json_text).unwrap();
     assert_eq!(v["seccomp"], 2);
@@ -536,17 +817,35 @@ fn cgroup_resources_are_written_under_berth() {
     });
     let out = lab.berth(&["create", "-b", b.to_str().unwrap(), &id]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let read = |p: &str| std::fs::read_to_string(format!("/sys/fs/cgroup/{p}")).unwrap().trim().to_string();
-    assert_eq!(read(&format!("memory/berth/{id}/memory.limit_in_bytes")), "67108864");
-    assert_eq!(read(&format!("memory/berth/{id}/memory.soft_limit_in_bytes")), "33554432");
+    let read = |p: &str| {
+        std::fs::read_to_string(format!("/sys/fs/cgroup/{p}"))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(
+        read(&format!("memory/berth/{id}/memory.limit_in_bytes")),
+        "67108864"
+    );
+    assert_eq!(
+        read(&format!("memory/berth/{id}/memory.soft_limit_in_bytes")),
+        "33554432"
+    );
     assert_eq!(read(&format!("cpu/berth/{id}/cpu.shares")), "512");
     assert_eq!(read(&format!("cpu/berth/{id}/cpu.cfs_quota_us")), "50000");
     assert_eq!(read(&format!("cpuset/berth/{id}/cpuset.cpus")), "0");
     assert_eq!(read(&format!("pids/berth/{id}/pids.max")), "42");
     let devices = read(&format!("devices/berth/{id}/devices.list"));
-    assert!(devices.contains("c 10:200 rwm") && devices.contains("c 1:3 rwm") && !devices.contains("a *:* rwm"), "{devices}");
+    assert!(
+        devices.contains("c 10:200 rwm")
+            && devices.contains("c 1:3 rwm")
+            && !devices.contains("a *:* rwm"),
+        "{devices}"
+    );
     let pid = lab.state(&id)["pid"].as_i64().unwrap();
-    assert!(read(&format!("pids/berth/{id}/cgroup.procs")).lines().any(|l| l == pid.to_string()));
+    assert!(read(&format!("pids/berth/{id}/cgroup.procs"))
+        .lines()
+        .any(|l| l == pid.to_string()));
     assert!(lab.berth(&["delete", &id]).status.success());
     assert!(!Path::new(&format!("/sys/fs/cgroup/memory/berth/{id}")).exists());
 }
@@ -566,26 +865,52 @@ fn hooks_run_in_order_with_the_state_on_stdin() {
     let out = lab.berth(&["run", "-b", b.to_str().unwrap(), &id]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = std::fs::read_to_string(&log).unwrap();
-    let order: Vec<&str> = text.lines().map(|l| l.split_whitespace().next().unwrap()).collect();
-    assert_eq!(order, ["prestart", "createRuntime", "createContainer", "poststart", "poststop"], "{text}");
+    let order: Vec<&str> = text
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "poststart",
+            "poststop"
+        ],
+        "{text}"
+    );
     for line in text.lines() {
         let st: Value = serde_json::from_str(line.split_once(' ').unwrap().1).unwrap();
         assert_eq!(st["id"], id.as_str());
     }
-    assert!(text.lines().last().unwrap().contains("\"status\":\"stopped\""));
+    assert!(text
+        .lines()
+        .last()
+        .unwrap()
+        .contains("\"status\":\"stopped\""));
     // startContainer runs inside the container (its path resolves in the rootfs) with the
     // running state, before the program.
     let inside = std::fs::read_to_string(b.join("rootfs/tmp/start-hook")).unwrap();
     let st: Value = serde_json::from_str(&inside).unwrap();
     assert_eq!(st["status"], "running");
-    assert!(st["pid"].as_i64().unwrap() > 1, "host pid of the init: {inside}");
+    assert!(
+        st["pid"].as_i64().unwrap() > 1,
+        "host pid of the init: {inside}"
+    );
 
     // A failing hook fails the create and leaves nothing behind.
     let id = unique("hooks");
-    let b = lab.bundle(&id, |c| c["hooks"] = json!({"createRuntime": [{"path": "/bin/false"}]}));
+    let b = lab.bundle(&id, |c| {
+        c["hooks"] = json!({"createRuntime": [{"path": "/bin/false"}]})
+    });
     let out = lab.berth(&["create", "-b", b.to_str().unwrap(), &id]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("createRuntime hook /bin/false"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("createRuntime hook /bin/false"),
+        "{}",
+        stderr(&out)
+    );
     assert!(!lab.state_root().join(&id).exists());
 }
 
@@ -622,7 +947,13 @@ fn the_container_cannot_reach_the_runtime_binary() {
     let id = unique("exe");
     // /proc/self/exe as an interpreter is the runc CVE-2019-5736 trick: it must name the
     // sealed exec stub, never berth-run.
-    let b = lab.bundle(&id, |c| c["process"]["args"] = json!(["sh", "-c", "readlink /proc/1/exe; ls -l /proc/self/fd | wc -l"]));
+    let b = lab.bundle(&id, |c| {
+        c["process"]["args"] = json!([
+            "sh",
+            "-c",
+            "readlink /proc/1/exe; ls -l /proc/self/fd | wc -l"
+        ])
+    });
     std::fs::write(b.join("rootfs/bin/evil"), "#!/proc/self/exe\n").unwrap();
     let out = lab.berth(&["run", "-b", b.to_str().unwrap(), &id]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -633,10 +964,19 @@ fn the_container_cannot_reach_the_runtime_binary() {
     let id = unique("exe");
     let b = lab.bundle(&id, |c| c["process"]["args"] = json!(["/bin/evil"]));
     std::fs::write(b.join("rootfs/bin/evil"), "#!/proc/self/exe\n").unwrap();
-    std::fs::set_permissions(b.join("rootfs/bin/evil"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        b.join("rootfs/bin/evil"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     let out = lab.berth(&["run", "-b", b.to_str().unwrap(), &id]);
     // The interpreter is the stub: it runs with no program and fails; berth-run never runs.
-    assert!(!String::from_utf8_lossy(&out.stdout).contains("berth-run") && !stderr(&out).contains("Usage: berth-run"), "{}", stderr(&out));
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("berth-run")
+            && !stderr(&out).contains("Usage: berth-run"),
+        "{}",
+        stderr(&out)
+    );
     assert_ne!(out.status.code(), Some(0));
 }
 
@@ -648,11 +988,22 @@ fn terminal_master_arrives_over_the_console_socket() {
     let id = unique("tty");
     let b = lab.bundle(&id, |c| {
         c["process"]["terminal"] = json!(true);
-        c["process"]["args"] = json!(["sh", "-c", "test -t 0 && test -t 1 && echo is-a-tty; readlink /proc/self/fd/0"]);
+        c["process"]["args"] = json!([
+            "sh",
+            "-c",
+            "test -t 0 && test -t 1 && echo is-a-tty; readlink /proc/self/fd/0"
+        ]);
     });
     let sock_path = lab.dir.path().join("console.sock");
     let listener = std::os::unix::net::UnixListener::bind(&sock_path).unwrap();
-    let out = lab.berth(&["create", "--console-socket", sock_path.to_str().unwrap(), "-b", b.to_str().unwrap(), &id]);
+    let out = lab.berth(&[
+        "create",
+        "--console-socket",
+        sock_path.to_str().unwrap(),
+        "-b",
+        b.to_str().unwrap(),
+        &id,
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let (conn, _) = listener.accept().unwrap();
     let master = berth_sys::recv_fd(conn.as_fd()).unwrap();
@@ -665,7 +1016,10 @@ fn terminal_master_arrives_over_the_console_socket() {
             break;
         }
         text.push_str(&String::from_utf8_lossy(&buf[..n]));
-        if text.contains("/dev/pts/") && text.contains('\n') && text.trim_end().ends_with(|c: char| c.is_ascii_digit()) {
+        if text.contains("/dev/pts/")
+            && text.contains('\n')
+            && text.trim_end().ends_with(|c: char| c.is_ascii_digit())
+        {
             break;
         }
     }
@@ -689,7 +1043,8 @@ fn differential_probe_reports_match_runc() {
     assert!(ours.status.success(), "{}", stderr(&ours));
     let runc_id = unique("diff-runc");
     // runc gets its own cgroup under /berth as well.
-    let mut config: Value = serde_json::from_slice(&std::fs::read(b.join("config.json")).unwrap()).unwrap();
+    let mut config: Value =
+        serde_json::from_slice(&std::fs::read(b.join("config.json")).unwrap()).unwrap();
     config["linux"]["cgroupsPath"] = json!(format!("/berth/{runc_id}"));
     lab.ids.push((runc_id.clone(), format!("/berth/{runc_id}")));
     std::fs::write(b.join("config.json"), serde_json::to_vec(&config).unwrap()).unwrap();
@@ -699,12 +1054,37 @@ fn differential_probe_reports_match_runc() {
     let r: Value = serde_json::from_slice(&theirs.stdout).unwrap();
 
     // Fields that must match exactly.
-    for field in ["uid", "gid", "groups", "caps", "no_new_privs", "seccomp", "umask", "cwd", "args", "hostname", "domainname", "rlimits", "oom_score_adj", "pid", "paths"] {
-        assert_eq!(a[field], r[field], "{field} differs: berth {} runc {}", a[field], r[field]);
+    for field in [
+        "uid",
+        "gid",
+        "groups",
+        "caps",
+        "no_new_privs",
+        "seccomp",
+        "umask",
+        "cwd",
+        "args",
+        "hostname",
+        "domainname",
+        "rlimits",
+        "oom_score_adj",
+        "pid",
+        "paths",
+    ] {
+        assert_eq!(
+            a[field], r[field],
+            "{field} differs: berth {} runc {}",
+            a[field], r[field]
+        );
     }
     // env: the same, whatever the order.
     let sorted = |v: &Value| {
-        let mut e: Vec<String> = v.as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect();
+        let mut e: Vec<String> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_str().unwrap().to_string())
+            .collect();
         e.sort();
         e
     };
@@ -722,7 +1102,13 @@ fn differential_probe_reports_match_runc() {
                 let p = m["mount_point"].as_str().unwrap();
                 !p.starts_with("/sys/fs/cgroup")
             })
-            .map(|m| (m["mount_point"].as_str().unwrap().into(), m["fstype"].as_str().unwrap().into(), m["options"].as_str().unwrap().into()))
+            .map(|m| {
+                (
+                    m["mount_point"].as_str().unwrap().into(),
+                    m["fstype"].as_str().unwrap().into(),
+                    m["options"].as_str().unwrap().into(),
+                )
+            })
             .collect();
         m.sort();
         m
@@ -734,10 +1120,21 @@ fn differential_probe_reports_match_runc() {
         assert_eq!(x.0, y.0);
         assert_eq!(x.2, y.2, "options of {}", x.0);
     }
-    let fds = |v: &Value| v["fds"].as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    let fds = |v: &Value| {
+        v["fds"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+    };
     assert_eq!(fds(&a), fds(&r));
     // Both containers see their own cgroup as / (cgroup namespace).
-    assert!(a["cgroup"].as_array().unwrap().iter().any(|l| l.as_str().unwrap().ends_with(":pids:/")));
+    assert!(a["cgroup"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|l| l.as_str().unwrap().ends_with(":pids:/")));
 }
 
 #[test]
@@ -747,7 +1144,11 @@ fn sysctls_personality_and_no_pivot() {
     let b = lab.bundle(&id, |c| {
         c["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1", "kernel.shmmni": "1234"});
         c["linux"]["personality"] = json!({"domain": "LINUX32"});
-        c["process"]["args"] = json!(["sh", "-c", "cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmni; cat /proc/self/personality"]);
+        c["process"]["args"] = json!([
+            "sh",
+            "-c",
+            "cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmni; cat /proc/self/personality"
+        ]);
     });
     let host_forward = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
     let out = lab.berth(&["run", "--no-pivot", "-b", b.to_str().unwrap(), &id]);
@@ -756,5 +1157,9 @@ fn sysctls_personality_and_no_pivot() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(&lines[..2], ["1", "1234"], "{text}");
     assert_eq!(lines[2], "00000008", "LINUX32 personality: {text}");
-    assert_eq!(std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(), host_forward, "the host's sysctl changed");
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(),
+        host_forward,
+        "the host's sysctl changed"
+    );
 }

@@ -168,7 +168,8 @@ impl Base {
 impl Drop for Base {
     fn drop(&mut self) {
         for m in self.mounts.iter().rev() {
-            let _ = Command::new("umount").arg(m).status();
+            // Lazy, so a busy mount still goes and TempDir's removal never walks into it.
+            let _ = Command::new("umount").arg("-l").arg(m).status();
         }
     }
 }

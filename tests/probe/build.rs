@@ -9,8 +9,24 @@ fn main() {
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     let target = std::env::var("TARGET").expect("TARGET");
     let status = Command::new(&rustc)
-        .args(["--edition", "2021", "--crate-type", "bin", "--crate-name", "berth_probe"])
-        .args(["-C", "opt-level=s", "-C", "target-feature=+crt-static", "-C", "strip=symbols", "-C", "panic=abort"])
+        .args([
+            "--edition",
+            "2021",
+            "--crate-type",
+            "bin",
+            "--crate-name",
+            "berth_probe",
+        ])
+        .args([
+            "-C",
+            "opt-level=s",
+            "-C",
+            "target-feature=+crt-static",
+            "-C",
+            "strip=symbols",
+            "-C",
+            "panic=abort",
+        ])
         .args(["--target", &target])
         .arg("-o")
         .arg(&out)

@@ -1,5 +1,6 @@
-//! The command line: help, usage errors, exit codes and JSON shapes. These need no network
-//! namespace: plugins are small scripts, and every failure happens before one is made.
+//! The command line: help, usage errors, exit codes and JSON shapes. Plugins are small
+//! scripts, and every failure happens before a namespace is made; only the `list` test makes
+//! one (as root) so that it has something to list.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -265,18 +266,80 @@ fn del_of_an_unknown_namespace_succeeds_and_check_of_one_exits_3() {
     assert!(stderr(&out).contains("does not exist"));
 }
 
+/// A named network namespace (`ip netns add`), deleted on drop.
+struct Netns(String);
+
+impl Netns {
+    fn new(name: String) -> Netns {
+        let status = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "ip netns add {name} (this test needs root)"
+        );
+        Netns(name)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
 #[test]
 fn list_prints_one_json_object_per_namespace() {
     let s = Setup::new("1.0.0", "true");
+    // list reads the machine's /run/netns: make one namespace of our own (unique name) with
+    // a cached attachment, and find exactly that.
+    let ns = Netns::new(format!("berth-cli-list-{}", std::process::id()));
+    let path = format!("/run/netns/{}", ns.0);
+    fs::create_dir(s.dir.path().join("cache/results")).unwrap();
+    let config = r#"{"cniVersion":"1.0.0","name":"fakenet","plugins":[{"type":"fake"}]}"#;
+    let entry = serde_json::json!({
+        "kind": "cniCacheV1",
+        "containerId": ns.0,
+        "config": base64_std(config.as_bytes()),
+        "ifName": "eth0",
+        "networkName": "fakenet",
+        "netns": path,
+        "result": {"cniVersion": "1.0.0", "ips": [{"address": "10.9.9.8/24"}]}
+    });
+    fs::write(
+        s.dir
+            .path()
+            .join(format!("cache/results/fakenet-{}-eth0", ns.0)),
+        entry.to_string(),
+    )
+    .unwrap();
     let out = s.run(&["list", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    for line in String::from_utf8(out.stdout).unwrap().lines() {
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut ours = Vec::new();
+    for line in text.lines() {
         let v: Value = serde_json::from_str(line).unwrap();
         assert!(
             v["name"].is_string() && v["netns"].is_string() && v["attachments"].is_array(),
             "{line}"
         );
+        if v["name"] == ns.0.as_str() {
+            ours.push(v);
+        }
     }
+    assert_eq!(ours.len(), 1, "{text}");
+    assert_eq!(ours[0]["netns"], path.as_str());
+    assert_eq!(
+        ours[0]["attachments"],
+        serde_json::json!([{
+            "network": "fakenet",
+            "containerId": ns.0,
+            "ifName": "eth0",
+            "netns": path,
+            "ips": ["10.9.9.8/24"],
+        }])
+    );
 }
 
 fn base64_std(data: &[u8]) -> String {

@@ -14,6 +14,8 @@ fn berth_pull(root: &Path) -> Command {
     c.env_remove("REGISTRY_AUTH_FILE")
         .env_remove("BERTH_MIRRORS")
         .env_remove("BERTH_ROOT")
+        // Log lines would add to the stderr the tests assert on.
+        .env_remove("RUST_LOG")
         .env("HOME", root);
     c.stdin(Stdio::null());
     c
@@ -59,21 +61,31 @@ fn help_lists_the_options_and_ends_with_exit_codes() {
 #[test]
 fn usage_errors_exit_2_with_one_line() {
     let dir = tempfile::tempdir().unwrap();
+    // Every reference names an unusable loopback registry: a regression that got past the
+    // usage checks could never reach the internet.
     let cases: &[&[&str]] = &[
         &[],
-        &["Busybox"],
-        &["busybox:"],
-        &["--jobs", "0", "busybox"],
-        &["--platform", "linux", "busybox"],
-        &["--creds", "nocolon", "busybox"],
-        &["--list", "busybox"],
-        &["--gc", "busybox"],
+        &["127.0.0.1:1/Busybox"],
+        &["127.0.0.1:1/busybox:"],
+        &["--jobs", "0", "127.0.0.1:1/busybox"],
+        &["--platform", "linux", "127.0.0.1:1/busybox"],
+        &["--creds", "nocolon", "127.0.0.1:1/busybox"],
+        &["--list", "127.0.0.1:1/busybox"],
+        &["--gc", "127.0.0.1:1/busybox"],
         &["--remove"],
         &["--list", "--gc"],
         &["--no-such-flag"],
-        &["--authfile", "/nonexistent/auth.json", "busybox"],
-        &["--mirrors", "/nonexistent/mirrors.json", "busybox"],
-        &["--ca-file", "/nonexistent/ca.pem", "busybox"],
+        &[
+            "--authfile",
+            "/nonexistent/auth.json",
+            "127.0.0.1:1/busybox",
+        ],
+        &[
+            "--mirrors",
+            "/nonexistent/mirrors.json",
+            "127.0.0.1:1/busybox",
+        ],
+        &["--ca-file", "/nonexistent/ca.pem", "127.0.0.1:1/busybox"],
     ];
     for args in cases {
         let o = output(berth_pull(dir.path()).args(*args));
@@ -100,7 +112,11 @@ fn a_malformed_reference_names_itself() {
 #[test]
 fn housekeeping_on_a_missing_store_is_not_found() {
     let dir = tempfile::tempdir().unwrap();
-    for args in [&["--list"][..], &["--gc"], &["--remove", "busybox"]] {
+    for args in [
+        &["--list"][..],
+        &["--gc"],
+        &["--remove", "127.0.0.1:1/busybox"],
+    ] {
         let o = output(berth_pull(dir.path()).args(args));
         assert_eq!(o.status.code(), Some(3), "{args:?}: {}", stderr(&o));
     }
@@ -109,12 +125,12 @@ fn housekeeping_on_a_missing_store_is_not_found() {
 #[test]
 fn an_unreachable_registry_is_exit_1() {
     let dir = tempfile::tempdir().unwrap();
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    drop(l);
+    // Port 1 is privileged and never served here; a port freed by a probe could be taken by
+    // another test's registry in the meantime.
+    let addr = "127.0.0.1:1";
     let o = output(berth_pull(dir.path()).arg(format!("{addr}/busybox:1")));
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(stderr(&o).contains(&addr.to_string()));
+    assert!(stderr(&o).contains(addr));
 }
 
 #[test]

@@ -67,17 +67,34 @@ fn main() -> ExitCode {
         return ExitCode::from(berth_cli::exit::UNSUPPORTED);
     }
     let runtime = berth_runtime::Runtime::new(&cli.root);
-    berth_cli::main("berth-run", classify, || cmd::dispatch(&runtime, cli.command))
+    berth_cli::main("berth-run", classify, || {
+        cmd::dispatch(&runtime, cli.command)
+    })
 }
 
 fn init_logging(cli: &Cli) -> std::io::Result<()> {
     let level = if cli.debug { "debug" } else { "warn" };
     let Some(path) = &cli.log else {
-        berth_cli::init_logging(level, cli.log_format);
+        if cli.debug || std::env::var_os("RUST_LOG").is_some() {
+            berth_cli::init_logging(level, cli.log_format);
+        } else {
+            // The hot path (every container start): warnings only, without building an
+            // EnvFilter, which costs start-up time and memory.
+            let builder = tracing_subscriber::fmt().with_max_level(tracing::Level::WARN).with_writer(std::io::stderr);
+            let _ = match cli.log_format {
+                LogFormat::Text => builder.with_target(false).try_init(),
+                LogFormat::Json => builder.json().try_init(),
+            };
+        }
         return Ok(());
     };
-    let file = std::fs::OpenOptions::new().create(true).append(true).open(path)
-        .map_err(|e| std::io::Error::new(e.kind(), format!("opening --log {}: {e}", path.display())))?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| {
+            std::io::Error::new(e.kind(), format!("opening --log {}: {e}", path.display()))
+        })?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(level))
         .with_writer(std::sync::Mutex::new(file))

@@ -37,7 +37,10 @@ pub enum Error {
         source: io::Error,
     },
     #[error("cgroup {what}: the host has no {controller} controller")]
-    NoController { what: String, controller: &'static str },
+    NoController {
+        what: String,
+        controller: &'static str,
+    },
     #[error("cgroup {what}: {why}")]
     Invalid { what: String, why: String },
 }
@@ -83,7 +86,9 @@ impl Layout {
         let mut v1 = BTreeMap::new();
         let mut v2 = None;
         for line in mountinfo.lines() {
-            let Some((left, right)) = line.split_once(" - ") else { continue };
+            let Some((left, right)) = line.split_once(" - ") else {
+                continue;
+            };
             let fields: Vec<&str> = left.split(' ').collect();
             let rest: Vec<&str> = right.split(' ').collect();
             if fields.len() < 5 || rest.len() < 3 {
@@ -101,7 +106,8 @@ impl Layout {
                 "cgroup" => {
                     for opt in rest[2].split(',') {
                         if is_controller(opt) {
-                            v1.entry(opt.to_string()).or_insert_with(|| mount_point.clone());
+                            v1.entry(opt.to_string())
+                                .or_insert_with(|| mount_point.clone());
                         }
                     }
                 }
@@ -120,13 +126,28 @@ impl Layout {
 fn is_controller(opt: &str) -> bool {
     matches!(
         opt,
-        "cpu" | "cpuacct" | "cpuset" | "memory" | "devices" | "freezer" | "blkio" | "pids"
-            | "hugetlb" | "net_cls" | "net_prio" | "perf_event" | "rdma" | "misc"
+        "cpu"
+            | "cpuacct"
+            | "cpuset"
+            | "memory"
+            | "devices"
+            | "freezer"
+            | "blkio"
+            | "pids"
+            | "hugetlb"
+            | "net_cls"
+            | "net_prio"
+            | "perf_event"
+            | "rdma"
+            | "misc"
     )
 }
 
 fn unescape(s: &str) -> String {
-    s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+    s.replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
 }
 
 /// The cgroup path (inside every hierarchy) for a spec's `cgroupsPath`: an absolute path is
@@ -140,8 +161,11 @@ pub fn resolve_path(cgroups_path: Option<&str>, id: &str) -> Result<String> {
     if raw.contains(':') && !raw.starts_with('/') {
         return Err(Error::BadPath(raw));
     }
-    let clean: Vec<&str> = raw.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
-    if clean.iter().any(|c| *c == "..") || clean.is_empty() {
+    let clean: Vec<&str> = raw
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
+    if clean.contains(&"..") || clean.is_empty() {
         return Err(Error::BadPath(raw));
     }
     Ok(format!("/{}", clean.join("/")))
@@ -162,8 +186,16 @@ impl Cgroup {
     /// The directories of `path` in every hierarchy of `layout`, without touching them.
     pub fn at(layout: &Layout, path: &str) -> Cgroup {
         let rel = path.trim_start_matches('/');
-        let v1 = layout.v1.iter().map(|(c, m)| (c.clone(), m.join(rel))).collect();
-        Cgroup { path: path.to_string(), v1, v2: layout.v2.as_ref().map(|m| m.join(rel)) }
+        let v1 = layout
+            .v1
+            .iter()
+            .map(|(c, m)| (c.clone(), m.join(rel)))
+            .collect();
+        Cgroup {
+            path: path.to_string(),
+            v1,
+            v2: layout.v2.as_ref().map(|m| m.join(rel)),
+        }
     }
 
     /// Every distinct directory (controllers that share a mount share one).
@@ -203,9 +235,17 @@ impl Cgroup {
     pub fn procs(&self) -> Result<Vec<i32>> {
         for dir in self.dirs() {
             match fs::read_to_string(dir.join("cgroup.procs")) {
-                Ok(text) => return Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect()),
+                Ok(text) => {
+                    return Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
+                }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(source) => return Err(Error::Io { op: "reading", path: dir, source }),
+                Err(source) => {
+                    return Err(Error::Io {
+                        op: "reading",
+                        path: dir,
+                        source,
+                    })
+                }
             }
         }
         Ok(Vec::new())
@@ -224,7 +264,13 @@ impl Cgroup {
                         tries += 1;
                         std::thread::sleep(std::time::Duration::from_millis(5));
                     }
-                    Err(source) => return Err(Error::Io { op: "removing", path: dir, source }),
+                    Err(source) => {
+                        return Err(Error::Io {
+                            op: "removing",
+                            path: dir,
+                            source,
+                        })
+                    }
                 }
             }
         }
@@ -245,7 +291,10 @@ impl Cgroup {
         self.v1
             .get(controller)
             .map(PathBuf::as_path)
-            .ok_or_else(|| Error::NoController { what: what.to_string(), controller })
+            .ok_or_else(|| Error::NoController {
+                what: what.to_string(),
+                controller,
+            })
     }
 }
 
@@ -265,7 +314,13 @@ fn mkdir_levels(mount: &Path, dir: &Path, cpuset: bool) -> Result<()> {
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(source) => return Err(Error::Io { op: "creating", path: cur, source }),
+            Err(source) => {
+                return Err(Error::Io {
+                    op: "creating",
+                    path: cur,
+                    source,
+                })
+            }
         }
     }
     Ok(())
@@ -273,7 +328,10 @@ fn mkdir_levels(mount: &Path, dir: &Path, cpuset: bool) -> Result<()> {
 
 fn enable_controllers(mount: &Path, dir: &Path) -> Result<()> {
     let available = read(&mount.join("cgroup.controllers"))?;
-    let wanted: Vec<String> = available.split_whitespace().map(|c| format!("+{c}")).collect();
+    let wanted: Vec<String> = available
+        .split_whitespace()
+        .map(|c| format!("+{c}"))
+        .collect();
     if wanted.is_empty() {
         return Ok(());
     }
@@ -288,11 +346,19 @@ fn enable_controllers(mount: &Path, dir: &Path) -> Result<()> {
 }
 
 pub(crate) fn write(path: &Path, value: &str) -> Result<()> {
-    fs::write(path, value).map_err(|source| Error::Io { op: "writing", path: path.to_path_buf(), source })
+    fs::write(path, value).map_err(|source| Error::Io {
+        op: "writing",
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 pub(crate) fn read(path: &Path) -> Result<String> {
-    fs::read_to_string(path).map_err(|source| Error::Io { op: "reading", path: path.to_path_buf(), source })
+    fs::read_to_string(path).map_err(|source| Error::Io {
+        op: "reading",
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -337,7 +403,10 @@ mod tests {
     #[test]
     fn relative_paths_go_under_berth_never_the_callers_cgroup() {
         assert_eq!(resolve_path(None, "c1").unwrap(), "/berth/c1");
-        assert_eq!(resolve_path(Some("pods/c1"), "x").unwrap(), "/berth/pods/c1");
+        assert_eq!(
+            resolve_path(Some("pods/c1"), "x").unwrap(),
+            "/berth/pods/c1"
+        );
         assert_eq!(resolve_path(Some("/abs/c1"), "x").unwrap(), "/abs/c1");
         assert!(resolve_path(Some("../../etc"), "x").is_err());
         assert!(resolve_path(Some("/"), "x").is_err());

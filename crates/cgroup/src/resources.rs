@@ -101,15 +101,30 @@ pub struct HugepageLimit {
 /// The devices every container may use whatever its rules say (runc's defaults): null, zero,
 /// full, tty, random, urandom, /dev/pts/*, ptmx, and mknod of any char/block device.
 pub(crate) const DEFAULT_ALLOWED: &[&str] = &[
-    "c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 5:0 rwm", "c 1:8 rwm",
-    "c 1:9 rwm", "c 136:* rwm", "c 5:2 rwm",
+    "c *:* m",
+    "b *:* m",
+    "c 1:3 rwm",
+    "c 1:5 rwm",
+    "c 1:7 rwm",
+    "c 5:0 rwm",
+    "c 1:8 rwm",
+    "c 1:9 rwm",
+    "c 136:* rwm",
+    "c 5:2 rwm",
 ];
 
 /// The v1 `devices.allow`/`devices.deny` line for a rule.
 pub(crate) fn device_line(rule: &DeviceRule) -> String {
     let kind = rule.kind.as_deref().unwrap_or("a");
-    let num = |n: Option<i64>| n.filter(|v| *v >= 0).map_or("*".to_string(), |v| v.to_string());
-    let access = rule.access.as_deref().filter(|a| !a.is_empty()).unwrap_or("rwm");
+    let num = |n: Option<i64>| {
+        n.filter(|v| *v >= 0)
+            .map_or("*".to_string(), |v| v.to_string())
+    };
+    let access = rule
+        .access
+        .as_deref()
+        .filter(|a| !a.is_empty())
+        .unwrap_or("rwm");
     if kind == "a" && rule.major.is_none() && rule.minor.is_none() {
         return "a".to_string();
     }
@@ -119,11 +134,17 @@ pub(crate) fn device_line(rule: &DeviceRule) -> String {
 fn check_device_rule(rule: &DeviceRule) -> Result<()> {
     let kind = rule.kind.as_deref().unwrap_or("a");
     if !matches!(kind, "a" | "b" | "c") {
-        return Err(Error::Invalid { what: "devices".into(), why: format!("type {kind:?} is not a, b or c") });
+        return Err(Error::Invalid {
+            what: "devices".into(),
+            why: format!("type {kind:?} is not a, b or c"),
+        });
     }
     if let Some(a) = &rule.access {
         if a.chars().any(|c| !"rwm".contains(c)) {
-            return Err(Error::Invalid { what: "devices".into(), why: format!("access {a:?} is not made of r, w, m") });
+            return Err(Error::Invalid {
+                what: "devices".into(),
+                why: format!("access {a:?} is not made of r, w, m"),
+            });
         }
     }
     Ok(())
@@ -131,8 +152,11 @@ fn check_device_rule(rule: &DeviceRule) -> Result<()> {
 
 pub(crate) fn apply_v1(cg: &Cgroup, res: &Resources) -> Result<()> {
     if let Some(cpu) = &res.cpu {
-        let needs_cpu = cpu.shares.is_some() || cpu.quota.is_some() || cpu.period.is_some()
-            || cpu.realtime_runtime.is_some() || cpu.realtime_period.is_some();
+        let needs_cpu = cpu.shares.is_some()
+            || cpu.quota.is_some()
+            || cpu.period.is_some()
+            || cpu.realtime_runtime.is_some()
+            || cpu.realtime_period.is_some();
         if needs_cpu {
             let dir = cg.v1_dir("cpu", "cpu")?;
             if let Some(v) = cpu.shares {
@@ -163,7 +187,11 @@ pub(crate) fn apply_v1(cg: &Cgroup, res: &Resources) -> Result<()> {
     }
     if let Some(p) = &res.pids {
         let dir = cg.v1_dir("pids", "pids.limit")?;
-        let v = if p.limit > 0 { p.limit.to_string() } else { "max".to_string() };
+        let v = if p.limit > 0 {
+            p.limit.to_string()
+        } else {
+            "max".to_string()
+        };
         write(&dir.join("pids.max"), &v)?;
     }
     if let Some(b) = &res.block_io {
@@ -176,24 +204,42 @@ pub(crate) fn apply_v1(cg: &Cgroup, res: &Resources) -> Result<()> {
         }
         for d in &b.weight_device {
             if let Some(w) = d.weight {
-                write_weight(dir, "weight_device", &format!("{}:{} {w}", d.major, d.minor))?;
+                write_weight(dir, "weight_device", format!("{}:{} {w}", d.major, d.minor))?;
             }
         }
         let throttles = [
-            ("blkio.throttle.read_bps_device", &b.throttle_read_bps_device),
-            ("blkio.throttle.write_bps_device", &b.throttle_write_bps_device),
-            ("blkio.throttle.read_iops_device", &b.throttle_read_iops_device),
-            ("blkio.throttle.write_iops_device", &b.throttle_write_iops_device),
+            (
+                "blkio.throttle.read_bps_device",
+                &b.throttle_read_bps_device,
+            ),
+            (
+                "blkio.throttle.write_bps_device",
+                &b.throttle_write_bps_device,
+            ),
+            (
+                "blkio.throttle.read_iops_device",
+                &b.throttle_read_iops_device,
+            ),
+            (
+                "blkio.throttle.write_iops_device",
+                &b.throttle_write_iops_device,
+            ),
         ];
         for (file, list) in throttles {
             for t in list {
-                write(&dir.join(file), &format!("{}:{} {}", t.major, t.minor, t.rate))?;
+                write(
+                    &dir.join(file),
+                    &format!("{}:{} {}", t.major, t.minor, t.rate),
+                )?;
             }
         }
     }
     for h in &res.hugepage_limits {
         let dir = cg.v1_dir("hugetlb", &format!("hugepageLimits {}", h.page_size))?;
-        write(&dir.join(format!("hugetlb.{}.limit_in_bytes", h.page_size)), &h.limit.to_string())?;
+        write(
+            &dir.join(format!("hugetlb.{}.limit_in_bytes", h.page_size)),
+            &h.limit.to_string(),
+        )?;
     }
     if !res.devices.is_empty() {
         let dir = cg.v1_dir("devices", "devices")?;
@@ -201,7 +247,11 @@ pub(crate) fn apply_v1(cg: &Cgroup, res: &Resources) -> Result<()> {
             check_device_rule(rule)?;
         }
         for rule in &res.devices {
-            let file = if rule.allow { "devices.allow" } else { "devices.deny" };
+            let file = if rule.allow {
+                "devices.allow"
+            } else {
+                "devices.deny"
+            };
             write(&dir.join(file), &device_line(rule))?;
         }
         for line in DEFAULT_ALLOWED {
@@ -225,7 +275,10 @@ fn write_weight(dir: &Path, name: &str, value: impl ToString) -> Result<()> {
     if bfq.exists() {
         return write(&bfq, &value.to_string());
     }
-    Err(Error::Invalid { what: format!("blockIO {name}"), why: "this kernel has no blkio weight files (no CFQ or BFQ scheduler)".into() })
+    Err(Error::Invalid {
+        what: format!("blockIO {name}"),
+        why: "this kernel has no blkio weight files (no CFQ or BFQ scheduler)".into(),
+    })
 }
 
 fn apply_memory_v1(cg: &Cgroup, mem: &Memory) -> Result<()> {
@@ -233,10 +286,16 @@ fn apply_memory_v1(cg: &Cgroup, mem: &Memory) -> Result<()> {
     let memsw = dir.join("memory.memsw.limit_in_bytes");
     if let Some(swap) = mem.swap {
         if !memsw.exists() {
-            return Err(Error::Invalid { what: "memory.swap".into(), why: "swap accounting is off on this host (no memory.memsw.limit_in_bytes)".into() });
+            return Err(Error::Invalid {
+                what: "memory.swap".into(),
+                why: "swap accounting is off on this host (no memory.memsw.limit_in_bytes)".into(),
+            });
         }
         // The kernel requires limit <= memsw at every step: raise memsw first when growing.
-        let current: i64 = read(&dir.join("memory.limit_in_bytes"))?.trim().parse().unwrap_or(i64::MAX);
+        let current: i64 = read(&dir.join("memory.limit_in_bytes"))?
+            .trim()
+            .parse()
+            .unwrap_or(i64::MAX);
         let limit = mem.limit.unwrap_or(current);
         if swap == -1 || swap >= current {
             write(&memsw, &swap.to_string())?;
@@ -253,7 +312,10 @@ fn apply_memory_v1(cg: &Cgroup, mem: &Memory) -> Result<()> {
     }
     if let Some(v) = mem.swappiness {
         if v > 100 {
-            return Err(Error::Invalid { what: "memory.swappiness".into(), why: format!("{v} is above 100") });
+            return Err(Error::Invalid {
+                what: "memory.swappiness".into(),
+                why: format!("{v} is above 100"),
+            });
         }
         write(&dir.join("memory.swappiness"), &v.to_string())?;
     }
@@ -281,7 +343,10 @@ pub(crate) fn apply_v2(dir: &Path, res: &Resources) -> Result<()> {
                 Some(q) if q > 0 => q.to_string(),
                 _ => "max".to_string(),
             };
-            write(&dir.join("cpu.max"), &format!("{quota} {}", cpu.period.unwrap_or(100_000)))?;
+            write(
+                &dir.join("cpu.max"),
+                &format!("{quota} {}", cpu.period.unwrap_or(100_000)),
+            )?;
         }
         if let Some(v) = cpu.cpus.as_deref().filter(|v| !v.is_empty()) {
             write(&dir.join("cpuset.cpus"), v)?;
@@ -291,7 +356,13 @@ pub(crate) fn apply_v2(dir: &Path, res: &Resources) -> Result<()> {
         }
     }
     if let Some(mem) = &res.memory {
-        let max = |v: i64| if v < 0 { "max".to_string() } else { v.to_string() };
+        let max = |v: i64| {
+            if v < 0 {
+                "max".to_string()
+            } else {
+                v.to_string()
+            }
+        };
         if let Some(l) = mem.limit {
             write(&dir.join("memory.max"), &max(l))?;
         }
@@ -309,7 +380,11 @@ pub(crate) fn apply_v2(dir: &Path, res: &Resources) -> Result<()> {
         }
     }
     if let Some(p) = &res.pids {
-        let v = if p.limit > 0 { p.limit.to_string() } else { "max".to_string() };
+        let v = if p.limit > 0 {
+            p.limit.to_string()
+        } else {
+            "max".to_string()
+        };
         write(&dir.join("pids.max"), &v)?;
     }
     if let Some(b) = &res.block_io {
@@ -323,12 +398,18 @@ pub(crate) fn apply_v2(dir: &Path, res: &Resources) -> Result<()> {
             ("wiops", &b.throttle_write_iops_device),
         ] {
             for t in list {
-                write(&dir.join("io.max"), &format!("{}:{} {key}={}", t.major, t.minor, t.rate))?;
+                write(
+                    &dir.join("io.max"),
+                    &format!("{}:{} {key}={}", t.major, t.minor, t.rate),
+                )?;
             }
         }
     }
     for h in &res.hugepage_limits {
-        write(&dir.join(format!("hugetlb.{}.max", h.page_size)), &h.limit.to_string())?;
+        write(
+            &dir.join(format!("hugetlb.{}.max", h.page_size)),
+            &h.limit.to_string(),
+        )?;
     }
     // Device rules on a pure v2 host need an eBPF program, which berth does not load yet
     // (docs/security.md); the spec's /dev and the mount namespace still bound what exists.
@@ -338,11 +419,17 @@ pub(crate) fn apply_v2(dir: &Path, res: &Resources) -> Result<()> {
 fn apply_unified(dir: &Path, unified: &BTreeMap<String, String>) -> Result<()> {
     for (key, value) in unified {
         if key.contains('/') || key.starts_with('.') {
-            return Err(Error::Invalid { what: format!("unified {key:?}"), why: "not a file name".into() });
+            return Err(Error::Invalid {
+                what: format!("unified {key:?}"),
+                why: "not a file name".into(),
+            });
         }
         let path = dir.join(key);
         if !path.exists() {
-            return Err(Error::Invalid { what: format!("unified {key:?}"), why: "no such file in the cgroup (is its controller enabled?)".into() });
+            return Err(Error::Invalid {
+                what: format!("unified {key:?}"),
+                why: "no such file in the cgroup (is its controller enabled?)".into(),
+            });
         }
         write(&path, value)?;
     }
@@ -355,19 +442,41 @@ mod tests {
 
     #[test]
     fn device_lines_match_the_v1_syntax() {
-        let deny_all = DeviceRule { allow: false, access: Some("rwm".into()), ..Default::default() };
+        let deny_all = DeviceRule {
+            allow: false,
+            access: Some("rwm".into()),
+            ..Default::default()
+        };
         assert_eq!(device_line(&deny_all), "a");
-        let null = DeviceRule { allow: true, kind: Some("c".into()), major: Some(1), minor: Some(3), access: Some("rw".into()) };
+        let null = DeviceRule {
+            allow: true,
+            kind: Some("c".into()),
+            major: Some(1),
+            minor: Some(3),
+            access: Some("rw".into()),
+        };
         assert_eq!(device_line(&null), "c 1:3 rw");
-        let any_minor = DeviceRule { allow: true, kind: Some("c".into()), major: Some(136), minor: None, access: None };
+        let any_minor = DeviceRule {
+            allow: true,
+            kind: Some("c".into()),
+            major: Some(136),
+            minor: None,
+            access: None,
+        };
         assert_eq!(device_line(&any_minor), "c 136:* rwm");
     }
 
     #[test]
     fn bad_device_rules_are_refused() {
-        let bad = DeviceRule { kind: Some("x".into()), ..Default::default() };
+        let bad = DeviceRule {
+            kind: Some("x".into()),
+            ..Default::default()
+        };
         assert!(check_device_rule(&bad).is_err());
-        let bad = DeviceRule { access: Some("rwz".into()), ..Default::default() };
+        let bad = DeviceRule {
+            access: Some("rwz".into()),
+            ..Default::default()
+        };
         assert!(check_device_rule(&bad).is_err());
     }
 

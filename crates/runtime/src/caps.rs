@@ -2,21 +2,57 @@
 
 /// Capability names in kernel order: index = capability number.
 pub(crate) const NAMES: &[&str] = &[
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
-    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
-    "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
     "CAP_CHECKPOINT_RESTORE",
 ];
 
 /// The number of a capability name (`CAP_CHOWN` or `chown`, any case).
 pub(crate) fn number(name: &str) -> Option<u32> {
     let upper = name.to_ascii_uppercase();
-    let full = if upper.starts_with("CAP_") { upper } else { format!("CAP_{upper}") };
+    let full = if upper.starts_with("CAP_") {
+        upper
+    } else {
+        format!("CAP_{upper}")
+    };
     NAMES.iter().position(|n| *n == full).map(|i| i as u32)
 }
 
@@ -25,7 +61,8 @@ pub(crate) fn number(name: &str) -> Option<u32> {
 pub(crate) fn mask(set: &str, names: &[String], last_cap: u32) -> Result<u64, String> {
     let mut m = 0u64;
     for n in names {
-        let num = number(n).ok_or_else(|| format!("process.capabilities.{set}: unknown capability {n:?}"))?;
+        let num = number(n)
+            .ok_or_else(|| format!("process.capabilities.{set}: unknown capability {n:?}"))?;
         if num <= last_cap {
             m |= 1 << num;
         }
@@ -35,12 +72,17 @@ pub(crate) fn mask(set: &str, names: &[String], last_cap: u32) -> Result<u64, St
 
 /// The names in a mask, in kernel order.
 pub fn names(mask: u64) -> Vec<String> {
-    (0..64).filter(|b| mask & (1 << b) != 0).map(|b| name(b as u32)).collect()
+    (0..64)
+        .filter(|b| mask & (1 << b) != 0)
+        .map(|b| name(b as u32))
+        .collect()
 }
 
 /// The name of a capability number (`CAP_<n>` past the table).
 pub fn name(num: u32) -> String {
-    NAMES.get(num as usize).map_or_else(|| format!("CAP_{num}"), |s| s.to_string())
+    NAMES
+        .get(num as usize)
+        .map_or_else(|| format!("CAP_{num}"), |s| s.to_string())
 }
 
 #[cfg(test)]
@@ -60,11 +102,17 @@ mod tests {
     #[test]
     fn unknown_names_are_errors_naming_the_set() {
         let err = mask("effective", &["CAP_FLY".into()], 40).unwrap_err();
-        assert!(err.contains("effective") && err.contains("CAP_FLY"), "{err}");
+        assert!(
+            err.contains("effective") && err.contains("CAP_FLY"),
+            "{err}"
+        );
     }
 
     #[test]
     fn caps_beyond_the_kernel_are_dropped() {
-        assert_eq!(mask("bounding", &["CAP_CHECKPOINT_RESTORE".into()], 39).unwrap(), 0);
+        assert_eq!(
+            mask("bounding", &["CAP_CHECKPOINT_RESTORE".into()], 39).unwrap(),
+            0
+        );
     }
 }

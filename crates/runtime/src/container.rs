@@ -94,7 +94,8 @@ impl Runtime {
     /// `create`: the container exists, its init blocked until `start`.
     pub fn create(&self, id: &str, opts: &CreateOptions) -> Result<i32> {
         let launched = self.launch(id, opts)?;
-        sys::set_signal_mask(&launched.old_mask).map_err(|e| Error::io("restoring the signal mask", e))?;
+        sys::set_signal_mask(&launched.old_mask)
+            .map_err(|e| Error::io("restoring the signal mask", e))?;
         Ok(launched.pid)
     }
 
@@ -112,7 +113,8 @@ impl Runtime {
             return Err(e);
         }
         if detach {
-            sys::set_signal_mask(&launched.old_mask).map_err(|e| Error::io("restoring the signal mask", e))?;
+            sys::set_signal_mask(&launched.old_mask)
+                .map_err(|e| Error::io("restoring the signal mask", e))?;
             return Ok(0);
         }
         let exit = loop {
@@ -121,7 +123,9 @@ impl Runtime {
                     let _ = sys::kill(launched.pid, sig);
                 }
                 _ => {
-                    if let Some(exit) = sys::wait_child(launched.pid, false).map_err(|e| Error::io("waiting for the container", e))? {
+                    if let Some(exit) = sys::wait_child(launched.pid, false)
+                        .map_err(|e| Error::io("waiting for the container", e))?
+                    {
                         break exit;
                     }
                 }
@@ -133,49 +137,121 @@ impl Runtime {
 
     fn launch(&self, id: &str, opts: &CreateOptions) -> Result<Launched> {
         check_id(id)?;
-        let bundle = fs::canonicalize(&opts.bundle)
-            .map_err(|source| Error::File { what: "bundle", path: opts.bundle.clone(), source })?;
+        let bundle = fs::canonicalize(&opts.bundle).map_err(|source| Error::File {
+            what: "bundle",
+            path: opts.bundle.clone(),
+            source,
+        })?;
         let config = bundle.join("config.json");
-        let text = fs::read(&config).map_err(|source| Error::File { what: "reading", path: config.clone(), source })?;
-        let spec: Spec = serde_json::from_slice(&text).map_err(|e| Error::Spec { file: config.display().to_string(), why: e.to_string() })?;
-        let mut plan = plan::build(&spec, &bundle, &PlanOptions { no_pivot: opts.no_pivot, no_new_keyring: opts.no_new_keyring, last_cap: last_cap() })?;
+        let text = fs::read(&config).map_err(|source| Error::File {
+            what: "reading",
+            path: config.clone(),
+            source,
+        })?;
+        let spec: Spec = serde_json::from_slice(&text).map_err(|e| Error::Spec {
+            file: config.display().to_string(),
+            why: e.to_string(),
+        })?;
+        let mut plan = plan::build(
+            &spec,
+            &bundle,
+            &PlanOptions {
+                no_pivot: opts.no_pivot,
+                no_new_keyring: opts.no_new_keyring,
+                last_cap: last_cap(),
+            },
+        )?;
         if !plan.rootfs.is_dir() {
-            return Err(Error::Spec { file: config.display().to_string(), why: format!("root.path {} is not a directory", plan.rootfs.display()) });
+            return Err(Error::Spec {
+                file: config.display().to_string(),
+                why: format!("root.path {} is not a directory", plan.rootfs.display()),
+            });
         }
         if plan.process.terminal && opts.console_socket.is_none() {
-            return Err(Error::Spec { file: config.display().to_string(), why: "process.terminal is true: use --console-socket".into() });
+            return Err(Error::Spec {
+                file: config.display().to_string(),
+                why: "process.terminal is true: use --console-socket".into(),
+            });
         }
         for fd in 3..3 + opts.preserve_fds as i32 {
-            if fs::metadata(format!("/proc/self/fd/{fd}")).is_err() && fs::symlink_metadata(format!("/proc/self/fd/{fd}")).is_err() {
-                return Err(Error::Spec { file: "--preserve-fds".into(), why: format!("fd {fd} is not open") });
+            if fs::metadata(format!("/proc/self/fd/{fd}")).is_err()
+                && fs::symlink_metadata(format!("/proc/self/fd/{fd}")).is_err()
+            {
+                return Err(Error::Spec {
+                    file: "--preserve-fds".into(),
+                    why: format!("fd {fd} is not open"),
+                });
             }
         }
         let linux = spec.linux.clone().unwrap_or_default();
         let hooks_spec = spec.hooks.clone().unwrap_or_default();
 
         // The state directory: its existence is the lock on the id.
-        fs::create_dir_all(&self.root).map_err(|source| Error::File { what: "creating state root", path: self.root.clone(), source })?;
+        fs::create_dir_all(&self.root).map_err(|source| Error::File {
+            what: "creating state root",
+            path: self.root.clone(),
+            source,
+        })?;
         let dir = self.dir(id);
         match fs::create_dir(&dir) {
             Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(Error::Exists(id.to_string())),
-            Err(source) => return Err(Error::File { what: "creating", path: dir, source }),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::Exists(id.to_string()))
+            }
+            Err(source) => {
+                return Err(Error::File {
+                    what: "creating",
+                    path: dir,
+                    source,
+                })
+            }
         }
-        let mut undo = Undo { dir: Some(dir.clone()), cgroup: None, child: None };
+        let mut undo = Undo {
+            dir: Some(dir.clone()),
+            cgroup: None,
+            child: None,
+        };
         let fifo_path = dir.join(FIFO);
         let cfifo = CString::new(fifo_path.to_string_lossy().as_bytes()).expect("no NUL");
-        sys::mkfifo(&cfifo, 0o622).map_err(|source| Error::File { what: "creating", path: fifo_path.clone(), source })?;
+        sys::mkfifo(&cfifo, 0o622).map_err(|source| Error::File {
+            what: "creating",
+            path: fifo_path.clone(),
+            source,
+        })?;
         // 0622 whatever the umask: an init that dropped to another uid must still open it.
-        std::fs::set_permissions(&fifo_path, std::os::unix::fs::PermissionsExt::from_mode(0o622))
-            .map_err(|source| Error::File { what: "chmod", path: fifo_path.clone(), source })?;
+        std::fs::set_permissions(
+            &fifo_path,
+            std::os::unix::fs::PermissionsExt::from_mode(0o622),
+        )
+        .map_err(|source| Error::File {
+            what: "chmod",
+            path: fifo_path.clone(),
+            source,
+        })?;
         let fifo = rustix::fs::open(&fifo_path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| Error::File { what: "opening", path: fifo_path.clone(), source: e.into() })?;
+            .map_err(|e| Error::File {
+                what: "opening",
+                path: fifo_path.clone(),
+                source: e.into(),
+            })?;
 
         // The cgroup, with its limits, before any container process exists.
-        let layout = Layout::detect().map_err(|source| Error::Cgroup { path: String::new(), source })?;
-        let cg_path = berth_cgroup::resolve_path(linux.cgroups_path.as_deref(), id).map_err(|source| Error::Cgroup { path: String::new(), source })?;
+        let layout = Layout::detect().map_err(|source| Error::Cgroup {
+            path: String::new(),
+            source,
+        })?;
+        let cg_path =
+            berth_cgroup::resolve_path(linux.cgroups_path.as_deref(), id).map_err(|source| {
+                Error::Cgroup {
+                    path: String::new(),
+                    source,
+                }
+            })?;
         let cgroup = Cgroup::at(&layout, &cg_path);
-        let cg_err = |source| Error::Cgroup { path: cg_path.clone(), source };
+        let cg_err = |source| Error::Cgroup {
+            path: cg_path.clone(),
+            source,
+        };
         cgroup.create(&layout).map_err(cg_err)?;
         undo.cgroup = Some(cgroup.clone());
         if let Some(res) = &linux.resources {
@@ -193,21 +269,37 @@ impl Runtime {
         // Namespaces to join: opened here, with the host's paths.
         let mut joins = Vec::new();
         for (flag, path) in &plan.namespaces.join {
-            let fd = rustix::fs::open(path.as_str(), OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-                .map_err(|e| Error::File { what: "opening namespace", path: PathBuf::from(path), source: e.into() })?;
+            let fd = rustix::fs::open(
+                path.as_str(),
+                OFlags::RDONLY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| Error::File {
+                what: "opening namespace",
+                path: PathBuf::from(path),
+                source: e.into(),
+            })?;
             joins.push((*flag, fd));
         }
-        let (pid_joins, joins): (Vec<(u64, OwnedFd)>, Vec<(u64, OwnedFd)>) =
-            joins.into_iter().partition(|(f, _)| *f == plan::CLONE_NEWPID || *f == plan::CLONE_NEWTIME);
+        type Joins = Vec<(u64, OwnedFd)>;
+        let (pid_joins, joins): (Joins, Joins) = joins
+            .into_iter()
+            .partition(|(f, _)| *f == plan::CLONE_NEWPID || *f == plan::CLONE_NEWTIME);
         for (flag, fd) in &pid_joins {
             // setns(pid) and setns(time) apply to our next child: the init.
-            sys::setns(fd.as_fd(), *flag as i32).map_err(|e| Error::io("joining the pid or time namespace", e))?;
+            sys::setns(fd.as_fd(), *flag as i32)
+                .map_err(|e| Error::io("joining the pid or time namespace", e))?;
         }
         let console = match &opts.console_socket {
-            Some(p) => Some(UnixStream::connect(p).map_err(|source| Error::File { what: "connecting to console socket", path: p.clone(), source })?),
+            Some(p) => Some(UnixStream::connect(p).map_err(|source| Error::File {
+                what: "connecting to console socket",
+                path: p.clone(),
+                source,
+            })?),
             None => None,
         };
-        let stub = sys::exec_stub_memfd().map_err(|e| Error::io("creating the exec stub memfd", e))?;
+        let stub =
+            sys::exec_stub_memfd().map_err(|e| Error::io("creating the exec stub memfd", e))?;
         let (parent_chan, child_chan) = Channel::pair()?;
         let state_json = serde_json::to_string(&Report {
             oci_version: spec.oci_version.clone(),
@@ -228,7 +320,10 @@ impl Runtime {
         let pid = match sys::clone_process(clone_flags) {
             Err(e) => {
                 let _ = sys::set_signal_mask(&old_mask);
-                return Err(Error::io(format!("clone with namespaces {:#x}", plan.namespaces.new), e));
+                return Err(Error::io(
+                    format!("clone with namespaces {:#x}", plan.namespaces.new),
+                    e,
+                ));
             }
             Ok(sys::Forked::Child) => {
                 drop(parent_chan);
@@ -260,14 +355,29 @@ impl Runtime {
         if plan.namespaces.new & plan::CLONE_NEWUSER != 0 {
             write_id_maps(pid, &plan).map_err(restore)?;
         }
-        cgroup.add(pid).map_err(|source| restore(Error::Cgroup { path: cg_path.clone(), source }))?;
+        cgroup.add(pid).map_err(|source| {
+            restore(Error::Cgroup {
+                path: cg_path.clone(),
+                source,
+            })
+        })?;
         if !plan.time_offsets.is_empty() {
-            return Err(restore(Error::Unsupported("linux.timeOffsets: time namespace offsets are not supported yet".into())));
+            return Err(restore(Error::Unsupported(
+                "linux.timeOffsets: time namespace offsets are not supported yet".into(),
+            )));
         }
         if chan.send(&ToChild::Go).is_err() {
             // The init already gave up: its message (if any) is still in the socket.
             return Err(restore(match chan.recv::<ToParent>() {
-                Ok(Some(ToParent::Failed { kind, message, exec })) => Error::Setup { kind: kind_from_name(&kind), message, exec },
+                Ok(Some(ToParent::Failed {
+                    kind,
+                    message,
+                    exec,
+                })) => Error::Setup {
+                    kind: kind_from_name(&kind),
+                    message,
+                    exec,
+                },
                 _ => child_failure(&mut chan, pid),
             }));
         }
@@ -293,8 +403,16 @@ impl Runtime {
                     chan.send(&ToChild::Continue).map_err(restore)?;
                 }
                 Some(ToParent::Ready) => break,
-                Some(ToParent::Failed { kind, message, exec }) => {
-                    return Err(restore(Error::Setup { kind: kind_from_name(&kind), message, exec }));
+                Some(ToParent::Failed {
+                    kind,
+                    message,
+                    exec,
+                }) => {
+                    return Err(restore(Error::Setup {
+                        kind: kind_from_name(&kind),
+                        message,
+                        exec,
+                    }));
                 }
                 None => return Err(restore(child_failure(&mut chan, pid))),
             }
@@ -304,7 +422,12 @@ impl Runtime {
             write_pid_file(p, pid).map_err(restore)?;
         }
         undo.disarm();
-        Ok(Launched { pid, state: st, dir, old_mask })
+        Ok(Launched {
+            pid,
+            state: st,
+            dir,
+            old_mask,
+        })
     }
 
     /// `start`: unblocks the init so that it execs the container's program.
@@ -316,19 +439,38 @@ impl Runtime {
     fn start_state(&self, st: &State, dir: &Path) -> Result<()> {
         let status = st.status(dir);
         if status != Status::Created {
-            return Err(Error::State { id: st.id.clone(), status: status.as_str().into(), why: ": only a created container can be started" });
+            return Err(Error::State {
+                id: st.id.clone(),
+                status: status.as_str().into(),
+                why: ": only a created container can be started",
+            });
         }
         // The pidfd first, checked against the recorded start time: once the fifo is open the
         // program may run and exit at once.
-        let pidfd = sys::pidfd_open(st.pid).map_err(|e| Error::io(format!("pidfd_open {}", st.pid), e))?;
+        let pidfd =
+            sys::pidfd_open(st.pid).map_err(|e| Error::io(format!("pidfd_open {}", st.pid), e))?;
         if st.status(dir) != Status::Created {
-            return Err(Error::State { id: st.id.clone(), status: "stopped".into(), why: ": its init exited before start" });
+            return Err(Error::State {
+                id: st.id.clone(),
+                status: "stopped".into(),
+                why: ": its init exited before start",
+            });
         }
         let fifo_path = dir.join(FIFO);
-        let fifo = rustix::fs::open(&fifo_path, OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| Error::File { what: "opening", path: fifo_path.clone(), source: e.into() })?;
+        let fifo = rustix::fs::open(
+            &fifo_path,
+            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::File {
+            what: "opening",
+            path: fifo_path.clone(),
+            source: e.into(),
+        })?;
         loop {
-            if sys::poll_readable(fifo.as_fd(), 20).map_err(|e| Error::io("waiting on exec.fifo", e))? {
+            if sys::poll_readable(fifo.as_fd(), 20)
+                .map_err(|e| Error::io("waiting on exec.fifo", e))?
+            {
                 let mut b = [0u8; 1];
                 match rustix::io::read(&fifo, &mut b) {
                     Ok(1) => break,
@@ -338,10 +480,18 @@ impl Runtime {
                 }
             }
             if sys::poll_readable(pidfd.as_fd(), 0).map_err(|e| Error::io("polling the init", e))? {
-                return Err(Error::State { id: st.id.clone(), status: "stopped".into(), why: ": its init exited before it could start" });
+                return Err(Error::State {
+                    id: st.id.clone(),
+                    status: "stopped".into(),
+                    why: ": its init exited before it could start",
+                });
             }
         }
-        fs::remove_file(&fifo_path).map_err(|source| Error::File { what: "removing", path: fifo_path, source })?;
+        fs::remove_file(&fifo_path).map_err(|source| Error::File {
+            what: "removing",
+            path: fifo_path,
+            source,
+        })?;
         if let Err(e) = hooks::run("poststart", &st.poststart, &st.report(Status::Running)) {
             tracing::warn!("{e}");
         }
@@ -359,12 +509,22 @@ impl Runtime {
         let (st, dir) = self.load(id)?;
         let status = st.status(&dir);
         if status == Status::Stopped {
-            return Err(Error::State { id: id.into(), status: "stopped".into(), why: ": nothing to signal" });
+            return Err(Error::State {
+                id: id.into(),
+                status: "stopped".into(),
+                why: ": nothing to signal",
+            });
         }
         if all {
-            let layout = Layout::detect().map_err(|source| Error::Cgroup { path: st.cgroup_path.clone(), source })?;
+            let layout = Layout::detect().map_err(|source| Error::Cgroup {
+                path: st.cgroup_path.clone(),
+                source,
+            })?;
             let cg = Cgroup::at(&layout, &st.cgroup_path);
-            for pid in cg.procs().map_err(|source| Error::Cgroup { path: st.cgroup_path.clone(), source })? {
+            for pid in cg.procs().map_err(|source| Error::Cgroup {
+                path: st.cgroup_path.clone(),
+                source,
+            })? {
                 let _ = sys::kill(pid, signal);
             }
             return Ok(());
@@ -377,7 +537,11 @@ impl Runtime {
         let (st, dir) = self.load(id)?;
         match st.status(&dir) {
             Status::Running if !force => {
-                return Err(Error::State { id: id.into(), status: "running".into(), why: ": stop it first or use --force" })
+                return Err(Error::State {
+                    id: id.into(),
+                    status: "running".into(),
+                    why: ": stop it first or use --force",
+                })
             }
             Status::Stopped => {}
             _ => {
@@ -390,7 +554,10 @@ impl Runtime {
 
     /// Kills what is left in the cgroup, runs poststop hooks, removes cgroup and state.
     fn destroy(&self, st: &State, dir: &Path, hooks: bool) -> Result<()> {
-        let layout = Layout::detect().map_err(|source| Error::Cgroup { path: st.cgroup_path.clone(), source })?;
+        let layout = Layout::detect().map_err(|source| Error::Cgroup {
+            path: st.cgroup_path.clone(),
+            source,
+        })?;
         let cg = Cgroup::at(&layout, &st.cgroup_path);
         for _ in 0..100 {
             let procs = cg.procs().unwrap_or_default();
@@ -402,9 +569,20 @@ impl Runtime {
             }
             std::thread::sleep(Duration::from_millis(2));
         }
-        let hook_result = if hooks { hooks::run("poststop", &st.poststop, &st.report(Status::Stopped)) } else { Ok(()) };
-        cg.remove().map_err(|source| Error::Cgroup { path: st.cgroup_path.clone(), source })?;
-        fs::remove_dir_all(dir).map_err(|source| Error::File { what: "removing", path: dir.to_path_buf(), source })?;
+        let hook_result = if hooks {
+            hooks::run("poststop", &st.poststop, &st.report(Status::Stopped))
+        } else {
+            Ok(())
+        };
+        cg.remove().map_err(|source| Error::Cgroup {
+            path: st.cgroup_path.clone(),
+            source,
+        })?;
+        fs::remove_dir_all(dir).map_err(|source| Error::File {
+            what: "removing",
+            path: dir.to_path_buf(),
+            source,
+        })?;
         if let Err(e) = hook_result {
             tracing::warn!("{e}");
         }
@@ -417,7 +595,9 @@ impl Runtime {
 fn cgroup_views(layout: &Layout, cg: &Cgroup) -> Vec<(String, PathBuf)> {
     let mut out: Vec<(String, PathBuf)> = Vec::new();
     for (controller, mount) in &layout.v1 {
-        let name = mount.file_name().map_or(controller.clone(), |n| n.to_string_lossy().into_owned());
+        let name = mount
+            .file_name()
+            .map_or(controller.clone(), |n| n.to_string_lossy().into_owned());
         if !out.iter().any(|(n, _)| *n == name) {
             out.push((name, cg.v1[controller].clone()));
         }
@@ -431,21 +611,33 @@ fn cgroup_views(layout: &Layout, cg: &Cgroup) -> Vec<(String, PathBuf)> {
 }
 
 fn last_cap() -> u32 {
-    fs::read_to_string("/proc/sys/kernel/cap_last_cap").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(40)
+    fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(40)
 }
 
 fn write_id_maps(pid: i32, plan: &Plan) -> Result<()> {
     for (file, map) in [("uid_map", &plan.uid_map), ("gid_map", &plan.gid_map)] {
         let path = PathBuf::from(format!("/proc/{pid}/{file}"));
-        fs::write(&path, map).map_err(|source| Error::File { what: "writing", path, source })?;
+        fs::write(&path, map).map_err(|source| Error::File {
+            what: "writing",
+            path,
+            source,
+        })?;
     }
     Ok(())
 }
 
 fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     let tmp = path.with_extension("berth-tmp");
-    fs::write(&tmp, pid.to_string()).and_then(|()| fs::rename(&tmp, path))
-        .map_err(|source| Error::File { what: "writing pid file", path: path.to_path_buf(), source })
+    fs::write(&tmp, pid.to_string())
+        .and_then(|()| fs::rename(&tmp, path))
+        .map_err(|source| Error::File {
+            what: "writing pid file",
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 fn run_create_hooks(h: &Hooks, report: &Report) -> Result<()> {
@@ -463,17 +655,29 @@ fn child_failure(_chan: &mut Channel, pid: i32) -> Error {
         },
         _ => "unknown status".into(),
     };
-    Error::Setup { kind: berth_kind::Kind::Internal, message: format!("container init exited during setup ({how})"), exec: None }
+    Error::Setup {
+        kind: berth_kind::Kind::Internal,
+        message: format!("container init exited during setup ({how})"),
+        exec: None,
+    }
 }
 
 /// Signals the init through a pidfd, after checking the pid still names it.
 fn signal_init(st: &State, signal: i32) -> Result<()> {
-    let pidfd = sys::pidfd_open(st.pid).map_err(|e| Error::io(format!("pidfd_open {}", st.pid), e))?;
+    let pidfd =
+        sys::pidfd_open(st.pid).map_err(|e| Error::io(format!("pidfd_open {}", st.pid), e))?;
     match state::proc_stat(st.pid) {
         Some((_, start)) if start == st.init_start_time => {}
-        _ => return Err(Error::State { id: st.id.clone(), status: "stopped".into(), why: ": its init is gone" }),
+        _ => {
+            return Err(Error::State {
+                id: st.id.clone(),
+                status: "stopped".into(),
+                why: ": its init is gone",
+            })
+        }
     }
-    sys::pidfd_send_signal(pidfd.as_fd(), signal).map_err(|e| Error::io(format!("signal {signal} to pid {}", st.pid), e))
+    sys::pidfd_send_signal(pidfd.as_fd(), signal)
+        .map_err(|e| Error::io(format!("signal {signal} to pid {}", st.pid), e))
 }
 
 /// Waits (up to 10 s) until the init is no longer alive.
@@ -481,9 +685,15 @@ fn wait_gone(st: &State) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         match state::proc_stat(st.pid) {
-            Some((s, start)) if start == st.init_start_time && s != 'Z' && s != 'X' => std::thread::sleep(Duration::from_millis(1)),
+            Some((s, start)) if start == st.init_start_time && s != 'Z' && s != 'X' => {
+                std::thread::sleep(Duration::from_millis(1))
+            }
             _ => return Ok(()),
         }
     }
-    Err(Error::State { id: st.id.clone(), status: "running".into(), why: ": its init did not die within 10s of SIGKILL" })
+    Err(Error::State {
+        id: st.id.clone(),
+        status: "running".into(),
+        why: ": its init did not die within 10s of SIGKILL",
+    })
 }

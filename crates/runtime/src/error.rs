@@ -39,10 +39,18 @@ pub enum Error {
     #[error("{0}")]
     Unsupported(String),
     #[error("container {id} is {status}{why}")]
-    State { id: String, status: String, why: &'static str },
+    State {
+        id: String,
+        status: String,
+        why: &'static str,
+    },
     /// A failure inside the container's init, reported over the sync channel as one line.
     #[error("{message}")]
-    Setup { kind: Kind, message: String, exec: Option<ExecFailure> },
+    Setup {
+        kind: Kind,
+        message: String,
+        exec: Option<ExecFailure>,
+    },
     #[error("cgroup {path}")]
     Cgroup {
         path: String,
@@ -50,7 +58,11 @@ pub enum Error {
         source: berth_cgroup::Error,
     },
     #[error("{hook} hook {path}: {why}")]
-    Hook { hook: &'static str, path: String, why: String },
+    Hook {
+        hook: &'static str,
+        path: String,
+        why: String,
+    },
     #[error("state of container {id}: {why}")]
     BadState { id: String, why: String },
 }
@@ -74,11 +86,17 @@ impl HasKind for Error {
 
 impl Error {
     pub(crate) fn io(what: impl Into<String>, source: io::Error) -> Error {
-        Error::Io { what: what.into(), source }
+        Error::Io {
+            what: what.into(),
+            source,
+        }
     }
 
     pub(crate) fn spec(why: impl Into<String>) -> Error {
-        Error::Spec { file: "config.json".into(), why: why.into() }
+        Error::Spec {
+            file: "config.json".into(),
+            why: why.into(),
+        }
     }
 
     /// For `run`: the exec failure behind this error, if that is what it is.

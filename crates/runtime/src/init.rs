@@ -30,11 +30,19 @@ pub(crate) struct Fail {
 
 impl Fail {
     pub(crate) fn new(kind: Kind, message: impl Into<String>) -> Fail {
-        Fail { kind, message: message.into(), exec: None }
+        Fail {
+            kind,
+            message: message.into(),
+            exec: None,
+        }
     }
 
     pub(crate) fn io(what: impl Into<String>, err: io::Error) -> Fail {
-        Fail { kind: Kind::of_io(&err), message: format!("{}: {}", what.into(), describe(&err)), exec: None }
+        Fail {
+            kind: Kind::of_io(&err),
+            message: format!("{}: {}", what.into(), describe(&err)),
+            exec: None,
+        }
     }
 }
 
@@ -79,7 +87,11 @@ pub(crate) fn run(mut args: InitArgs<'_>) -> ! {
         Ok(never) => match never {},
         Err(f) => f,
     };
-    let msg = ToParent::Failed { kind: kind_name(err.kind), message: err.message.clone(), exec: err.exec };
+    let msg = ToParent::Failed {
+        kind: kind_name(err.kind),
+        message: err.message.clone(),
+        exec: err.exec,
+    };
     if args.chan.send(&msg).is_err() {
         // Nobody listens any more (after `create` returned): stderr is all that is left.
         let _ = writeln!(io::stderr(), "berth-run: error: {}", err.message);
@@ -113,10 +125,12 @@ fn setup(a: &mut InitArgs<'_>) -> Result<Never, Fail> {
     }
     if new_cgroupns {
         // Not in the clone: the namespace's root is the cgroup we are in when it is made.
-        sys::unshare(plan::CLONE_NEWCGROUP as i32).map_err(|e| Fail::io("creating the cgroup namespace", e))?;
+        sys::unshare(plan::CLONE_NEWCGROUP as i32)
+            .map_err(|e| Fail::io("creating the cgroup namespace", e))?;
     }
     for (flag, fd) in &a.joins {
-        sys::setns(fd.as_fd(), *flag as i32).map_err(|e| Fail::io(format!("joining {} namespace", ns_name(*flag)), e))?;
+        sys::setns(fd.as_fd(), *flag as i32)
+            .map_err(|e| Fail::io(format!("joining {} namespace", ns_name(*flag)), e))?;
     }
     sys::setsid().map_err(|e| Fail::io("setsid", e))?;
     if let Some(h) = &plan.hostname {
@@ -133,7 +147,8 @@ fn setup(a: &mut InitArgs<'_>) -> Result<Never, Fail> {
     }
     if let Some(adj) = p.oom_score_adj {
         // "self" is a symlink, which the no-symlink resolution refuses: use our host pid.
-        let me = rustix::fs::readlinkat(&proc_fd, "self", Vec::new()).map_err(|e| Fail::io("reading /proc/self", e.into()))?;
+        let me = rustix::fs::readlinkat(&proc_fd, "self", Vec::new())
+            .map_err(|e| Fail::io("reading /proc/self", e.into()))?;
         let file = format!("{}/oom_score_adj", me.to_string_lossy());
         rootfs::write_proc(proc_fd.as_fd(), &file, &adj.to_string()).map_err(|e| {
             if adj < 0 && matches!(e.raw_os_error(), Some(libc::EACCES) | Some(libc::EPERM)) {
@@ -151,7 +166,9 @@ fn setup(a: &mut InitArgs<'_>) -> Result<Never, Fail> {
         rootfs::mount_one(root.as_fd(), m, a.bundle, &a.cgroups, new_cgroupns)?;
     }
     if plan.has_hooks_before_pivot {
-        a.chan.send(&ToParent::Hooks).map_err(|e| Fail::new(Kind::Internal, e.to_string()))?;
+        a.chan
+            .send(&ToParent::Hooks)
+            .map_err(|e| Fail::new(Kind::Internal, e.to_string()))?;
         wait_for(&mut a.chan, ToChild::Continue, &mut got_go)?;
     }
     rootfs::make_devices(root.as_fd(), plan, plan.namespaces.has(plan::CLONE_NEWUSER))?;
@@ -159,7 +176,8 @@ fn setup(a: &mut InitArgs<'_>) -> Result<Never, Fail> {
     if p.terminal {
         tty = Some(setup_terminal(a, root.as_fd())?);
     }
-    rootfs::mkdir_all(root.as_fd(), &p.cwd).map_err(|e| Fail::io(format!("process.cwd {}", p.cwd), e))?;
+    rootfs::mkdir_all(root.as_fd(), &p.cwd)
+        .map_err(|e| Fail::io(format!("process.cwd {}", p.cwd), e))?;
     rootfs::mask(root.as_fd(), &plan.masked)?;
     rootfs::readonly(root.as_fd(), &plan.readonly)?;
     if plan.root_readonly {
@@ -219,16 +237,26 @@ fn setup(a: &mut InitArgs<'_>) -> Result<Never, Fail> {
     if !got_go {
         wait_for(&mut a.chan, ToChild::Go, &mut got_go)?;
     }
-    a.chan.send(&ToParent::Ready).map_err(|e| Fail::new(Kind::Internal, e.to_string()))?;
+    a.chan
+        .send(&ToParent::Ready)
+        .map_err(|e| Fail::new(Kind::Internal, e.to_string()))?;
 
     // Block until `start` opens exec.fifo for reading.
-    let fifo = rustix::fs::openat(&proc_fd, format!("self/fd/{}", a.fifo.as_raw_fd()).as_str(), OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| Fail::io("opening exec.fifo", e.into()))?;
+    let fifo = rustix::fs::openat(
+        &proc_fd,
+        format!("self/fd/{}", a.fifo.as_raw_fd()).as_str(),
+        OFlags::WRONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Fail::io("opening exec.fifo", e.into()))?;
     rustix::io::write(&fifo, b"0").map_err(|e| Fail::io("writing exec.fifo", e.into()))?;
     drop(fifo);
     if !plan.start_container.is_empty() {
-        let me = rustix::fs::readlinkat(&proc_fd, "self", Vec::new()).map_err(|e| Fail::io("reading /proc/self", e.into()))?;
-        let state = a.state_json.replace("\"pid\":0", &format!("\"pid\":{}", me.to_string_lossy()));
+        let me = rustix::fs::readlinkat(&proc_fd, "self", Vec::new())
+            .map_err(|e| Fail::io("reading /proc/self", e.into()))?;
+        let state = a
+            .state_json
+            .replace("\"pid\":0", &format!("\"pid\":{}", me.to_string_lossy()));
         run_start_container_hooks(&plan.start_container, &state)?;
     }
     drop(proc_fd);
@@ -256,7 +284,12 @@ fn wait_for(chan: &mut Channel, want: ToChild, got_go: &mut bool) -> Result<(), 
                 }
             }
             Ok(Some(m)) if m == want => return Ok(()),
-            Ok(other) => return Err(Fail::new(Kind::Internal, format!("sync: expected {want:?}, got {other:?}"))),
+            Ok(other) => {
+                return Err(Fail::new(
+                    Kind::Internal,
+                    format!("sync: expected {want:?}, got {other:?}"),
+                ))
+            }
             Err(e) => return Err(Fail::new(Kind::Internal, e.to_string())),
         }
     }
@@ -298,18 +331,36 @@ fn rlimit_fail(r: &plan::RlimitPlan, e: io::Error) -> Fail {
 }
 
 /// The pty: made on the container's devpts, its master sent over --console-socket.
-fn setup_terminal(a: &mut InitArgs<'_>, root: std::os::fd::BorrowedFd<'_>) -> Result<OwnedFd, Fail> {
-    let sock = a.console.take().ok_or_else(|| Fail::new(Kind::InvalidArgument, "process.terminal is true: --console-socket is required"))?;
+fn setup_terminal(
+    a: &mut InitArgs<'_>,
+    root: std::os::fd::BorrowedFd<'_>,
+) -> Result<OwnedFd, Fail> {
+    let sock = a.console.take().ok_or_else(|| {
+        Fail::new(
+            Kind::InvalidArgument,
+            "process.terminal is true: --console-socket is required",
+        )
+    })?;
     let ptmx = rootfs::open_in_root(root, "/dev/pts/ptmx", OFlags::RDWR | OFlags::NOCTTY)
         .or_else(|_| rootfs::open_in_root(root, "/dev/ptmx", OFlags::RDWR | OFlags::NOCTTY))
-        .or_else(|_| rustix::fs::open("/dev/ptmx", OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC, Mode::empty()).map_err(io::Error::from))
+        .or_else(|_| {
+            rustix::fs::open(
+                "/dev/ptmx",
+                OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(io::Error::from)
+        })
         .map_err(|e| Fail::io("terminal: opening ptmx", e))?;
-    let (_, slave) = sys::pty_peer(ptmx.as_fd()).map_err(|e| Fail::io("terminal: opening the pty", e))?;
+    let (_, slave) =
+        sys::pty_peer(ptmx.as_fd()).map_err(|e| Fail::io("terminal: opening the pty", e))?;
     if let Some((rows, cols)) = a.plan.process.console_size {
-        sys::set_window_size(slave.as_fd(), rows, cols).map_err(|e| Fail::io("terminal: consoleSize", e))?;
+        sys::set_window_size(slave.as_fd(), rows, cols)
+            .map_err(|e| Fail::io("terminal: consoleSize", e))?;
     }
     rootfs::bind_console(root, slave.as_fd())?;
-    sys::send_fd(sock.as_fd(), ptmx.as_fd()).map_err(|e| Fail::io("terminal: sending the pty master over --console-socket", e))?;
+    sys::send_fd(sock.as_fd(), ptmx.as_fd())
+        .map_err(|e| Fail::io("terminal: sending the pty master over --console-socket", e))?;
     Ok(slave)
 }
 
@@ -319,9 +370,12 @@ fn set_identity(plan: &Plan) -> Result<(), Fail> {
     // Bounding set first: dropping needs CAP_SETPCAP, which the later capset may remove.
     for cap in 0..64u32 {
         match sys::capbset_read(cap) {
-            Ok(true) if caps.bounding & (1 << cap) == 0 => {
-                sys::capbset_drop(cap).map_err(|e| Fail::io(format!("dropping {} from the bounding set", crate::caps::name(cap)), e))?
-            }
+            Ok(true) if caps.bounding & (1 << cap) == 0 => sys::capbset_drop(cap).map_err(|e| {
+                Fail::io(
+                    format!("dropping {} from the bounding set", crate::caps::name(cap)),
+                    e,
+                )
+            })?,
             Ok(_) => {}
             Err(_) => break,
         }
@@ -334,12 +388,17 @@ fn set_identity(plan: &Plan) -> Result<(), Fail> {
     sys::set_keepcaps(true).map_err(|e| Fail::io("prctl(PR_SET_KEEPCAPS)", e))?;
     sys::setresuid(p.uid).map_err(|e| Fail::io(format!("process.user.uid {}", p.uid), e))?;
     sys::set_keepcaps(false).map_err(|e| Fail::io("prctl(PR_SET_KEEPCAPS)", e))?;
-    sys::capset(sys::CapSets { effective: caps.effective, permitted: caps.permitted, inheritable: caps.inheritable })
-        .map_err(|e| Fail::io("setting capabilities (capset)", e))?;
+    sys::capset(sys::CapSets {
+        effective: caps.effective,
+        permitted: caps.permitted,
+        inheritable: caps.inheritable,
+    })
+    .map_err(|e| Fail::io("setting capabilities (capset)", e))?;
     sys::ambient_clear_all().map_err(|e| Fail::io("clearing ambient capabilities", e))?;
     for cap in 0..64u32 {
         if caps.ambient & (1 << cap) != 0 {
-            sys::ambient_raise(cap).map_err(|e| Fail::io(format!("raising ambient {}", crate::caps::name(cap)), e))?;
+            sys::ambient_raise(cap)
+                .map_err(|e| Fail::io(format!("raising ambient {}", crate::caps::name(cap)), e))?;
         }
     }
     Ok(())
@@ -356,22 +415,35 @@ fn run_start_container_hooks(hooks: &[crate::spec::Hook], state: &str) -> Result
         if let Some((arg0, rest)) = h.args.split_first() {
             cmd.arg0(arg0).args(rest);
         }
-        cmd.env_clear().envs(h.env.iter().filter_map(|e| e.split_once('='))).stdin(std::process::Stdio::piped());
+        cmd.env_clear()
+            .envs(h.env.iter().filter_map(|e| e.split_once('=')))
+            .stdin(std::process::Stdio::piped());
         let mut child = cmd.spawn().map_err(|e| Fail::io(what.clone(), e))?;
         if let Some(mut stdin) = child.stdin.take() {
             let _ = stdin.write_all(state.as_bytes());
         }
-        let deadline = h.timeout.filter(|t| *t > 0).map(|t| std::time::Instant::now() + std::time::Duration::from_secs(t as u64));
+        let deadline = h
+            .timeout
+            .filter(|t| *t > 0)
+            .map(|t| std::time::Instant::now() + std::time::Duration::from_secs(t as u64));
         loop {
             match child.try_wait().map_err(|e| Fail::io(what.clone(), e))? {
                 Some(st) if st.success() => break,
-                Some(st) => return Err(Fail::new(Kind::FailedPrecondition, format!("{what}: exited with {st}"))),
+                Some(st) => {
+                    return Err(Fail::new(
+                        Kind::FailedPrecondition,
+                        format!("{what}: exited with {st}"),
+                    ))
+                }
                 None => {}
             }
             if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(Fail::new(Kind::FailedPrecondition, format!("{what}: timed out")));
+                return Err(Fail::new(
+                    Kind::FailedPrecondition,
+                    format!("{what}: timed out"),
+                ));
             }
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
@@ -404,10 +476,18 @@ fn resolve_exec(arg0: &str, env: &[String]) -> Result<PathBuf, Fail> {
     };
     if arg0.contains('/') {
         return check(Path::new(arg0)).unwrap_or_else(|| {
-            Err(Fail { kind: Kind::NotFound, message: format!("exec {arg0}: no such file or directory"), exec: Some(ExecFailure::NotFound) })
+            Err(Fail {
+                kind: Kind::NotFound,
+                message: format!("exec {arg0}: no such file or directory"),
+                exec: Some(ExecFailure::NotFound),
+            })
         });
     }
-    let path_var = env.iter().rev().find_map(|e| e.strip_prefix("PATH=")).unwrap_or("");
+    let path_var = env
+        .iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("");
     let mut first_bad = None;
     for dir in path_var.split(':').filter(|d| !d.is_empty()) {
         match check(&Path::new(dir).join(arg0)) {
@@ -439,8 +519,16 @@ fn exec(path: &Path, args: &[String], env: &[String], stub: Option<&OwnedFd>) ->
             sys::exec_path(&cpath, &argv, &envp)
         }
     };
-    let exec = if err.kind() == io::ErrorKind::NotFound { ExecFailure::NotFound } else { ExecFailure::NotExecutable };
-    Fail { kind: Kind::of_io(&err), message: format!("exec {}: {}", path.display(), describe(&err)), exec: Some(exec) }
+    let exec = if err.kind() == io::ErrorKind::NotFound {
+        ExecFailure::NotFound
+    } else {
+        ExecFailure::NotExecutable
+    };
+    Fail {
+        kind: Kind::of_io(&err),
+        message: format!("exec {}: {}", path.display(), describe(&err)),
+        exec: Some(exec),
+    }
 }
 
 #[cfg(test)]
@@ -452,7 +540,10 @@ mod tests {
         let e = io::Error::from_raw_os_error(libc::ENOENT);
         assert_eq!(describe(&e), "no such file or directory");
         let f = Fail::io("mount /data: source /nope", e);
-        assert_eq!(f.message, "mount /data: source /nope: no such file or directory");
+        assert_eq!(
+            f.message,
+            "mount /data: source /nope: no such file or directory"
+        );
         assert_eq!(f.kind, Kind::NotFound);
     }
 

@@ -168,8 +168,14 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 
 /// Builds the plan for a spec read from `bundle/config.json`.
 pub fn build(spec: &Spec, bundle: &Path, opts: &PlanOptions) -> Result<Plan> {
-    let process = spec.process.as_ref().ok_or_else(|| Error::spec("process is missing"))?;
-    let root = spec.root.as_ref().ok_or_else(|| Error::spec("root is missing"))?;
+    let process = spec
+        .process
+        .as_ref()
+        .ok_or_else(|| Error::spec("process is missing"))?;
+    let root = spec
+        .root
+        .as_ref()
+        .ok_or_else(|| Error::spec("root is missing"))?;
     if root.path.is_empty() {
         return Err(Error::spec("root.path is empty"));
     }
@@ -178,30 +184,48 @@ pub fn build(spec: &Spec, bundle: &Path, opts: &PlanOptions) -> Result<Plan> {
         return Err(Error::spec("process.args is empty"));
     }
     if !process.cwd.starts_with('/') {
-        return Err(Error::spec(format!("process.cwd {:?} is not an absolute path", process.cwd)));
+        return Err(Error::spec(format!(
+            "process.cwd {:?} is not an absolute path",
+            process.cwd
+        )));
     }
-    if process.apparmor_profile.as_deref().is_some_and(|p| !p.is_empty()) {
+    if process
+        .apparmor_profile
+        .as_deref()
+        .is_some_and(|p| !p.is_empty())
+    {
         return Err(Error::Unsupported(format!(
             "process.apparmorProfile {:?}: AppArmor is not enabled on this host",
             process.apparmor_profile.as_deref().unwrap_or("")
         )));
     }
-    if process.selinux_label.as_deref().is_some_and(|p| !p.is_empty())
+    if process
+        .selinux_label
+        .as_deref()
+        .is_some_and(|p| !p.is_empty())
         || linux.mount_label.as_deref().is_some_and(|p| !p.is_empty())
     {
-        return Err(Error::Unsupported("SELinux labels were asked for, but SELinux is not enabled on this host".into()));
+        return Err(Error::Unsupported(
+            "SELinux labels were asked for, but SELinux is not enabled on this host".into(),
+        ));
     }
 
     let namespaces = namespaces(&linux.namespaces)?;
     if !namespaces.has(CLONE_NEWNS) {
-        return Err(Error::spec("linux.namespaces: a mount namespace is required"));
+        return Err(Error::spec(
+            "linux.namespaces: a mount namespace is required",
+        ));
     }
     let new_user = namespaces.new & CLONE_NEWUSER != 0;
     if new_user && (linux.uid_mappings.is_empty() || linux.gid_mappings.is_empty()) {
-        return Err(Error::spec("linux.namespaces: a new user namespace needs linux.uidMappings and linux.gidMappings"));
+        return Err(Error::spec(
+            "linux.namespaces: a new user namespace needs linux.uidMappings and linux.gidMappings",
+        ));
     }
     if !new_user && (!linux.uid_mappings.is_empty() || !linux.gid_mappings.is_empty()) {
-        return Err(Error::spec("linux.uidMappings: id mappings need a new user namespace"));
+        return Err(Error::spec(
+            "linux.uidMappings: id mappings need a new user namespace",
+        ));
     }
     if spec.hostname.as_deref().is_some_and(|h| !h.is_empty()) && !namespaces.has(CLONE_NEWUTS) {
         return Err(Error::spec("hostname: setting it needs a uts namespace"));
@@ -210,10 +234,15 @@ pub fn build(spec: &Spec, bundle: &Path, opts: &PlanOptions) -> Result<Plan> {
         return Err(Error::spec("domainname: setting it needs a uts namespace"));
     }
 
-    let rootfs = if root.path.starts_with('/') { PathBuf::from(&root.path) } else { bundle.join(&root.path) };
+    let rootfs = if root.path.starts_with('/') {
+        PathBuf::from(&root.path)
+    } else {
+        bundle.join(&root.path)
+    };
     let root_propagation = match linux.rootfs_propagation.as_deref() {
         None | Some("") => MS_SLAVE | MS_REC,
-        Some(p) => propagation(p).ok_or_else(|| Error::spec(format!("linux.rootfsPropagation: unknown value {p:?}")))?,
+        Some(p) => propagation(p)
+            .ok_or_else(|| Error::spec(format!("linux.rootfsPropagation: unknown value {p:?}")))?,
     };
 
     let mut mounts = Vec::with_capacity(spec.mounts.len());
@@ -237,12 +266,16 @@ pub fn build(spec: &Spec, bundle: &Path, opts: &PlanOptions) -> Result<Plan> {
     let mut time_offsets = Vec::new();
     for (clock, off) in &linux.time_offsets {
         if clock != "monotonic" && clock != "boottime" {
-            return Err(Error::spec(format!("linux.timeOffsets: unknown clock {clock:?}")));
+            return Err(Error::spec(format!(
+                "linux.timeOffsets: unknown clock {clock:?}"
+            )));
         }
         time_offsets.push((clock.clone(), off.secs, off.nanosecs));
     }
     if !time_offsets.is_empty() && namespaces.new & CLONE_NEWTIME == 0 {
-        return Err(Error::spec("linux.timeOffsets: offsets need a new time namespace"));
+        return Err(Error::spec(
+            "linux.timeOffsets: offsets need a new time namespace",
+        ));
     }
 
     let personality = match &linux.personality {
@@ -250,7 +283,11 @@ pub fn build(spec: &Spec, bundle: &Path, opts: &PlanOptions) -> Result<Plan> {
         Some(p) => Some(match p.domain.as_str() {
             "LINUX" => 0,
             "LINUX32" => 0x0008,
-            other => return Err(Error::spec(format!("linux.personality.domain: unknown {other:?}"))),
+            other => {
+                return Err(Error::spec(format!(
+                    "linux.personality.domain: unknown {other:?}"
+                )))
+            }
         }),
     };
 
@@ -296,10 +333,17 @@ fn namespaces(list: &[spec::Namespace]) -> Result<Namespaces> {
             "user" => CLONE_NEWUSER,
             "cgroup" => CLONE_NEWCGROUP,
             "time" => CLONE_NEWTIME,
-            other => return Err(Error::spec(format!("linux.namespaces: unknown type {other:?}"))),
+            other => {
+                return Err(Error::spec(format!(
+                    "linux.namespaces: unknown type {other:?}"
+                )))
+            }
         };
         if seen & flag != 0 {
-            return Err(Error::spec(format!("linux.namespaces: {} appears twice", n.kind)));
+            return Err(Error::spec(format!(
+                "linux.namespaces: {} appears twice",
+                n.kind
+            )));
         }
         seen |= flag;
         match n.path.as_deref().filter(|p| !p.is_empty()) {
@@ -309,7 +353,10 @@ fn namespaces(list: &[spec::Namespace]) -> Result<Namespaces> {
     }
     // The user namespace is joined first: it owns the others.
     ns.join.sort_by_key(|(f, _)| *f != CLONE_NEWUSER);
-    if !ns.join.is_empty() && ns.join.iter().any(|(f, _)| *f == CLONE_NEWUSER) && ns.new & !CLONE_NEWPID != 0 {
+    if !ns.join.is_empty()
+        && ns.join.iter().any(|(f, _)| *f == CLONE_NEWUSER)
+        && ns.new & !CLONE_NEWPID != 0
+    {
         return Err(Error::Unsupported(
             "linux.namespaces: joining a user namespace while creating other namespaces is not supported yet".into(),
         ));
@@ -318,7 +365,9 @@ fn namespaces(list: &[spec::Namespace]) -> Result<Namespaces> {
 }
 
 fn id_map(maps: &[spec::IdMapping]) -> String {
-    maps.iter().map(|m| format!("{} {} {}\n", m.container_id, m.host_id, m.size)).collect()
+    maps.iter()
+        .map(|m| format!("{} {} {}\n", m.container_id, m.host_id, m.size))
+        .collect()
 }
 
 pub(crate) fn propagation(name: &str) -> Option<u64> {
@@ -338,7 +387,10 @@ pub(crate) fn propagation(name: &str) -> Option<u64> {
 fn mount_op(m: &spec::Mount) -> Result<MountOp> {
     use berth_sys::mount_attr as attr;
     if !m.destination.starts_with('/') {
-        return Err(Error::spec(format!("mounts: destination {:?} is not an absolute path", m.destination)));
+        return Err(Error::spec(format!(
+            "mounts: destination {:?} is not an absolute path",
+            m.destination
+        )));
     }
     let mut op = MountOp {
         dest: m.destination.clone(),
@@ -391,7 +443,10 @@ fn mount_op(m: &spec::Mount) -> Result<MountOp> {
             }
             "tmpcopyup" | "rrw" | "rsuid" | "rdev" | "rexec" => (0, 0),
             "idmap" | "ridmap" => {
-                return Err(Error::Unsupported(format!("mount {}: idmapped mounts are not supported", m.destination)))
+                return Err(Error::Unsupported(format!(
+                    "mount {}: idmapped mounts are not supported",
+                    m.destination
+                )))
             }
             other => match propagation(other) {
                 Some(p) => {
@@ -411,20 +466,41 @@ fn mount_op(m: &spec::Mount) -> Result<MountOp> {
         op.fstype = None;
     }
     if op.fstype.is_none() && !op.is_bind() {
-        return Err(Error::spec(format!("mount {}: no type and not a bind mount", m.destination)));
+        return Err(Error::spec(format!(
+            "mount {}: no type and not a bind mount",
+            m.destination
+        )));
     }
     if op.is_bind() && op.source.as_deref().is_none_or(str::is_empty) {
-        return Err(Error::spec(format!("mount {}: a bind mount needs a source", m.destination)));
+        return Err(Error::spec(format!(
+            "mount {}: a bind mount needs a source",
+            m.destination
+        )));
     }
     op.data = data.join(",");
     Ok(op)
 }
 
 fn default_devices() -> Vec<DeviceNode> {
-    [("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7), ("/dev/random", 1, 8), ("/dev/urandom", 1, 9), ("/dev/tty", 5, 0)]
-        .into_iter()
-        .map(|(path, major, minor)| DeviceNode { path: path.into(), kind: 'c', major, minor, mode: 0o666, uid: 0, gid: 0 })
-        .collect()
+    [
+        ("/dev/null", 1, 3),
+        ("/dev/zero", 1, 5),
+        ("/dev/full", 1, 7),
+        ("/dev/random", 1, 8),
+        ("/dev/urandom", 1, 9),
+        ("/dev/tty", 5, 0),
+    ]
+    .into_iter()
+    .map(|(path, major, minor)| DeviceNode {
+        path: path.into(),
+        kind: 'c',
+        major,
+        minor,
+        mode: 0o666,
+        uid: 0,
+        gid: 0,
+    })
+    .collect()
 }
 
 fn device(d: &spec::Device) -> Result<DeviceNode> {
@@ -432,10 +508,18 @@ fn device(d: &spec::Device) -> Result<DeviceNode> {
         "c" | "u" => 'c',
         "b" => 'b',
         "p" => 'p',
-        other => return Err(Error::spec(format!("linux.devices {}: unknown type {other:?}", d.path))),
+        other => {
+            return Err(Error::spec(format!(
+                "linux.devices {}: unknown type {other:?}",
+                d.path
+            )))
+        }
     };
     if !d.path.starts_with("/dev/") || d.path.split('/').any(|c| c == "..") {
-        return Err(Error::spec(format!("linux.devices: path {:?} is not under /dev", d.path)));
+        return Err(Error::spec(format!(
+            "linux.devices: path {:?} is not under /dev",
+            d.path
+        )));
     }
     Ok(DeviceNode {
         path: d.path.clone(),
@@ -453,8 +537,17 @@ fn check_sysctl(key: &str, ns: &Namespaces) -> Result<()> {
     if key.contains('/') || key.split('.').any(|c| c.is_empty() || c == "..") {
         return Err(Error::spec(format!("linux.sysctl: bad name {key:?}")));
     }
-    let ipc = matches!(key, "kernel.msgmax" | "kernel.msgmnb" | "kernel.msgmni" | "kernel.sem" | "kernel.shmall" | "kernel.shmmax" | "kernel.shmmni" | "kernel.shm_rmid_forced")
-        || key.starts_with("fs.mqueue.");
+    let ipc = matches!(
+        key,
+        "kernel.msgmax"
+            | "kernel.msgmnb"
+            | "kernel.msgmni"
+            | "kernel.sem"
+            | "kernel.shmall"
+            | "kernel.shmmax"
+            | "kernel.shmmni"
+            | "kernel.shm_rmid_forced"
+    ) || key.starts_with("fs.mqueue.");
     let needs = if ipc {
         CLONE_NEWIPC
     } else if key.starts_with("net.") {
@@ -462,19 +555,36 @@ fn check_sysctl(key: &str, ns: &Namespaces) -> Result<()> {
     } else if key == "kernel.hostname" || key == "kernel.domainname" {
         CLONE_NEWUTS
     } else {
-        return Err(Error::spec(format!("linux.sysctl: {key} is not in a separate kernel namespace")));
+        return Err(Error::spec(format!(
+            "linux.sysctl: {key} is not in a separate kernel namespace"
+        )));
     };
     if !ns.has(needs) {
-        return Err(Error::spec(format!("linux.sysctl: {key} needs its own namespace, which the spec does not have")));
+        return Err(Error::spec(format!(
+            "linux.sysctl: {key} needs its own namespace, which the spec does not have"
+        )));
     }
     Ok(())
 }
 
 fn rlimit_number(name: &str) -> Option<i32> {
     const NAMES: [&str; 16] = [
-        "RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_DATA", "RLIMIT_STACK", "RLIMIT_CORE", "RLIMIT_RSS",
-        "RLIMIT_NPROC", "RLIMIT_NOFILE", "RLIMIT_MEMLOCK", "RLIMIT_AS", "RLIMIT_LOCKS",
-        "RLIMIT_SIGPENDING", "RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_RTPRIO", "RLIMIT_RTTIME",
+        "RLIMIT_CPU",
+        "RLIMIT_FSIZE",
+        "RLIMIT_DATA",
+        "RLIMIT_STACK",
+        "RLIMIT_CORE",
+        "RLIMIT_RSS",
+        "RLIMIT_NPROC",
+        "RLIMIT_NOFILE",
+        "RLIMIT_MEMLOCK",
+        "RLIMIT_AS",
+        "RLIMIT_LOCKS",
+        "RLIMIT_SIGPENDING",
+        "RLIMIT_MSGQUEUE",
+        "RLIMIT_NICE",
+        "RLIMIT_RTPRIO",
+        "RLIMIT_RTTIME",
     ];
     NAMES.iter().position(|n| *n == name).map(|i| i as i32)
 }
@@ -495,7 +605,8 @@ fn process_plan(p: &spec::Process, last_cap: u32) -> Result<ProcessPlan> {
     let caps = match &p.capabilities {
         None => CapsPlan::default(),
         Some(c) => {
-            let m = |set: &str, names: &[String]| caps::mask(set, names, last_cap).map_err(Error::spec);
+            let m =
+                |set: &str, names: &[String]| caps::mask(set, names, last_cap).map_err(Error::spec);
             let permitted = m("permitted", &c.permitted)?;
             let inheritable = m("inheritable", &c.inheritable)?;
             CapsPlan {
@@ -514,13 +625,23 @@ fn process_plan(p: &spec::Process, last_cap: u32) -> Result<ProcessPlan> {
         let resource = rlimit_number(&r.kind)
             .ok_or_else(|| Error::spec(format!("process.rlimits: unknown type {:?}", r.kind)))?;
         if r.soft > r.hard {
-            return Err(Error::spec(format!("process.rlimits {}: soft {} is above hard {}", r.kind, r.soft, r.hard)));
+            return Err(Error::spec(format!(
+                "process.rlimits {}: soft {} is above hard {}",
+                r.kind, r.soft, r.hard
+            )));
         }
-        rlimits.push(RlimitPlan { name: r.kind.clone(), resource, soft: r.soft, hard: r.hard });
+        rlimits.push(RlimitPlan {
+            name: r.kind.clone(),
+            resource,
+            soft: r.soft,
+            hard: r.hard,
+        });
     }
     if let Some(adj) = p.oom_score_adj {
         if !(-1000..=1000).contains(&adj) {
-            return Err(Error::spec(format!("process.oomScoreAdj {adj} is outside -1000..1000")));
+            return Err(Error::spec(format!(
+                "process.oomScoreAdj {adj} is outside -1000..1000"
+            )));
         }
     }
     Ok(ProcessPlan {
@@ -567,7 +688,14 @@ mod tests {
     }
 
     fn plan(json: &str) -> Result<Plan> {
-        build(&spec(json), Path::new("/b"), &PlanOptions { last_cap: 40, ..Default::default() })
+        build(
+            &spec(json),
+            Path::new("/b"),
+            &PlanOptions {
+                last_cap: 40,
+                ..Default::default()
+            },
+        )
     }
 
     #[test]
@@ -576,7 +704,10 @@ mod tests {
         assert_eq!(p.rootfs, PathBuf::from("/b/rootfs"));
         assert_eq!(p.namespaces.new, CLONE_NEWNS | CLONE_NEWPID);
         assert_eq!(p.root_propagation, MS_SLAVE | MS_REC);
-        assert!(p.devices.iter().any(|d| d.path == "/dev/null" && d.major == 1 && d.minor == 3));
+        assert!(p
+            .devices
+            .iter()
+            .any(|d| d.path == "/dev/null" && d.major == 1 && d.minor == 3));
         assert!(p.process.env.iter().any(|e| e.starts_with("PATH=")));
         assert!(p.new_keyring);
     }
@@ -601,12 +732,18 @@ mod tests {
     fn joined_namespaces_keep_their_paths_user_first() {
         let p = plan(r#"{"linux":{"namespaces":[{"type":"mount"},{"type":"network","path":"/run/netns/x"},{"type":"ipc","path":"/proc/1/ns/ipc"}]}}"#)
             .unwrap();
-        assert_eq!(p.namespaces.join[0], (CLONE_NEWNET, "/run/netns/x".to_string()));
+        assert_eq!(
+            p.namespaces.join[0],
+            (CLONE_NEWNET, "/run/netns/x".to_string())
+        );
         assert_eq!(p.namespaces.join[1].0, CLONE_NEWIPC);
         assert_eq!(p.namespaces.new, CLONE_NEWNS);
         let p = plan(r#"{"linux":{"namespaces":[{"type":"mount","path":"/proc/1/ns/mnt"},{"type":"user","path":"/proc/1/ns/user"}]}}"#)
             .unwrap();
-        assert_eq!(p.namespaces.join[0].0, CLONE_NEWUSER, "the user namespace is joined first");
+        assert_eq!(
+            p.namespaces.join[0].0, CLONE_NEWUSER,
+            "the user namespace is joined first"
+        );
     }
 
     #[test]
@@ -614,15 +751,42 @@ mod tests {
         let cases = [
             (r#"{"process":{"cwd":"tmp"}}"#, "process.cwd"),
             (r#"{"hostname":"h"}"#, "hostname"),
-            (r#"{"linux":{"namespaces":[{"type":"mount"},{"type":"mount"}]}}"#, "twice"),
-            (r#"{"linux":{"namespaces":[{"type":"pid"}]}}"#, "mount namespace"),
-            (r#"{"linux":{"sysctl":{"kernel.panic":"1"}}}"#, "kernel.panic"),
-            (r#"{"linux":{"sysctl":{"net.ipv4.ip_forward":"1"}}}"#, "net.ipv4.ip_forward"),
-            (r#"{"linux":{"devices":[{"type":"c","path":"/etc/x","major":1,"minor":3}]}}"#, "/etc/x"),
-            (r#"{"process":{"rlimits":[{"type":"RLIMIT_NOPE","hard":1,"soft":1}]}}"#, "RLIMIT_NOPE"),
-            (r#"{"process":{"capabilities":{"bounding":["CAP_FLY"]}}}"#, "CAP_FLY"),
-            (r#"{"mounts":[{"destination":"rel","type":"tmpfs"}]}"#, "rel"),
-            (r#"{"linux":{"namespaces":[{"type":"mount"},{"type":"user"}]}}"#, "uidMappings"),
+            (
+                r#"{"linux":{"namespaces":[{"type":"mount"},{"type":"mount"}]}}"#,
+                "twice",
+            ),
+            (
+                r#"{"linux":{"namespaces":[{"type":"pid"}]}}"#,
+                "mount namespace",
+            ),
+            (
+                r#"{"linux":{"sysctl":{"kernel.panic":"1"}}}"#,
+                "kernel.panic",
+            ),
+            (
+                r#"{"linux":{"sysctl":{"net.ipv4.ip_forward":"1"}}}"#,
+                "net.ipv4.ip_forward",
+            ),
+            (
+                r#"{"linux":{"devices":[{"type":"c","path":"/etc/x","major":1,"minor":3}]}}"#,
+                "/etc/x",
+            ),
+            (
+                r#"{"process":{"rlimits":[{"type":"RLIMIT_NOPE","hard":1,"soft":1}]}}"#,
+                "RLIMIT_NOPE",
+            ),
+            (
+                r#"{"process":{"capabilities":{"bounding":["CAP_FLY"]}}}"#,
+                "CAP_FLY",
+            ),
+            (
+                r#"{"mounts":[{"destination":"rel","type":"tmpfs"}]}"#,
+                "rel",
+            ),
+            (
+                r#"{"linux":{"namespaces":[{"type":"mount"},{"type":"user"}]}}"#,
+                "uidMappings",
+            ),
         ];
         for (json, needle) in cases {
             let err = plan(json).unwrap_err().to_string();
@@ -633,23 +797,32 @@ mod tests {
     #[test]
     fn labels_are_unsupported_on_this_host() {
         let err = plan(r#"{"process":{"apparmorProfile":"docker-default"}}"#).unwrap_err();
-        assert_eq!(berth_kind::HasKind::kind(&err), berth_kind::Kind::Unsupported);
+        assert_eq!(
+            berth_kind::HasKind::kind(&err),
+            berth_kind::Kind::Unsupported
+        );
     }
 
     #[test]
     fn sysctls_in_own_namespaces_become_proc_paths() {
-        let p = plan(r#"{"linux":{"namespaces":[{"type":"mount"},{"type":"network"},{"type":"ipc"}],
-                          "sysctl":{"net.ipv4.ip_forward":"1","kernel.shmmni":"100"}}}"#)
-            .unwrap();
-        assert!(p.sysctls.contains(&("net/ipv4/ip_forward".into(), "1".into())));
+        let p = plan(
+            r#"{"linux":{"namespaces":[{"type":"mount"},{"type":"network"},{"type":"ipc"}],
+                          "sysctl":{"net.ipv4.ip_forward":"1","kernel.shmmni":"100"}}}"#,
+        )
+        .unwrap();
+        assert!(p
+            .sysctls
+            .contains(&("net/ipv4/ip_forward".into(), "1".into())));
         assert!(p.sysctls.contains(&("kernel/shmmni".into(), "100".into())));
     }
 
     #[test]
     fn capabilities_and_rlimits_are_numbers() {
-        let p = plan(r#"{"process":{"capabilities":{"bounding":["CAP_KILL"],"effective":["CAP_KILL"]},
-                          "rlimits":[{"type":"RLIMIT_NOFILE","hard":1024,"soft":512}]}}"#)
-            .unwrap();
+        let p = plan(
+            r#"{"process":{"capabilities":{"bounding":["CAP_KILL"],"effective":["CAP_KILL"]},
+                          "rlimits":[{"type":"RLIMIT_NOFILE","hard":1024,"soft":512}]}}"#,
+        )
+        .unwrap();
         assert_eq!(p.process.caps.bounding, 1 << 5);
         assert_eq!(p.process.caps.inheritable, 0);
         assert_eq!(p.process.rlimits[0].resource, 7);

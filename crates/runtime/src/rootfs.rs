@@ -51,7 +51,8 @@ pub(crate) fn mkdir_all(root: BorrowedFd<'_>, path: &str) -> io::Result<OwnedFd>
             Ok(next) => fd = next,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 // The parent fd was resolved inside the root; the new name is one component.
-                let parent = open_in_root(root, &parent_of(&cur), OFlags::DIRECTORY | OFlags::RDONLY)?;
+                let parent =
+                    open_in_root(root, &parent_of(&cur), OFlags::DIRECTORY | OFlags::RDONLY)?;
                 match rustix::fs::mkdirat(&parent, comp, Mode::from_raw_mode(0o755)) {
                     Ok(()) => {}
                     Err(e) if e == rustix::io::Errno::EXIST => {}
@@ -84,8 +85,18 @@ fn touch(root: BorrowedFd<'_>, path: &str) -> io::Result<OwnedFd> {
         Err(_) => {}
     }
     let parent = mkdir_all(root, &parent_of(path))?;
-    let parent = rustix::fs::openat(&parent, ".", OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
-    match rustix::fs::openat(&parent, base_of(path), OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW, Mode::from_raw_mode(0o644)) {
+    let parent = rustix::fs::openat(
+        &parent,
+        ".",
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    match rustix::fs::openat(
+        &parent,
+        base_of(path),
+        OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::from_raw_mode(0o644),
+    ) {
         Ok(_) => {}
         Err(e) if e == rustix::io::Errno::EXIST => {}
         Err(e) => return Err(e.into()),
@@ -95,18 +106,31 @@ fn touch(root: BorrowedFd<'_>, path: &str) -> io::Result<OwnedFd> {
 
 /// Opens /proc of the host (still visible before pivot_root) and checks it is a real procfs.
 pub(crate) fn host_proc() -> Result<OwnedFd, Fail> {
-    let fd = rustix::fs::open("/proc", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| Fail::io("opening /proc", e.into()))?;
+    let fd = rustix::fs::open(
+        "/proc",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Fail::io("opening /proc", e.into()))?;
     let magic = sys::fs_magic(fd.as_fd()).map_err(|e| Fail::io("checking /proc", e))?;
     if magic != PROC_SUPER_MAGIC {
-        return Err(Fail::new(Kind::FailedPrecondition, "/proc is not a procfs mount; refusing to write to it"));
+        return Err(Fail::new(
+            Kind::FailedPrecondition,
+            "/proc is not a procfs mount; refusing to write to it",
+        ));
     }
     Ok(fd)
 }
 
 /// Writes a file under the verified /proc, never following a symlink out of it.
 pub(crate) fn write_proc(proc_fd: BorrowedFd<'_>, rel: &str, value: &str) -> io::Result<()> {
-    let fd = rustix::fs::openat2(proc_fd, rel, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty(), ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS)?;
+    let fd = rustix::fs::openat2(
+        proc_fd,
+        rel,
+        OFlags::WRONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
+    )?;
     let n = rustix::io::write(&fd, value.as_bytes())?;
     if n != value.len() {
         return Err(io::Error::new(io::ErrorKind::WriteZero, "short write"));
@@ -116,24 +140,61 @@ pub(crate) fn write_proc(proc_fd: BorrowedFd<'_>, rel: &str, value: &str) -> io:
 
 /// Propagation of `/`, then the rootfs bind-mounted onto itself; returns an O_PATH fd of it.
 pub(crate) fn prepare_root(plan: &Plan) -> Result<OwnedFd, Fail> {
-    sys::mount(None, c"/", None, plan.root_propagation, None)
-        .map_err(|e| Fail::io("making / slave or private in the container's mount namespace", e))?;
+    sys::mount(None, c"/", None, plan.root_propagation, None).map_err(|e| {
+        Fail::io(
+            "making / slave or private in the container's mount namespace",
+            e,
+        )
+    })?;
     let rootfs = cstr(&plan.rootfs.to_string_lossy());
-    sys::mount(Some(&rootfs), &rootfs, None, plan::MS_BIND | plan::MS_REC, None)
-        .map_err(|e| Fail::io(format!("bind-mounting rootfs {}", plan.rootfs.display()), e))?;
-    rustix::fs::open(&plan.rootfs, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| Fail::io(format!("opening rootfs {}", plan.rootfs.display()), e.into()))
+    sys::mount(
+        Some(&rootfs),
+        &rootfs,
+        None,
+        plan::MS_BIND | plan::MS_REC,
+        None,
+    )
+    .map_err(|e| Fail::io(format!("bind-mounting rootfs {}", plan.rootfs.display()), e))?;
+    rustix::fs::open(
+        &plan.rootfs,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| {
+        Fail::io(
+            format!("opening rootfs {}", plan.rootfs.display()),
+            e.into(),
+        )
+    })
 }
 
 /// Makes one mount of the plan.
-pub(crate) fn mount_one(root: BorrowedFd<'_>, op: &MountOp, bundle: &Path, cgroups: &[(String, PathBuf)], new_cgroupns: bool) -> Result<(), Fail> {
+pub(crate) fn mount_one(
+    root: BorrowedFd<'_>,
+    op: &MountOp,
+    bundle: &Path,
+    cgroups: &[(String, PathBuf)],
+    new_cgroupns: bool,
+) -> Result<(), Fail> {
     let what = format!("mount {}", op.dest);
     let fail = |e: io::Error| Fail::io(what.clone(), e);
-    let source_path = op.source.as_deref().map(|s| if s.starts_with('/') { PathBuf::from(s) } else { bundle.join(s) });
+    let source_path = op.source.as_deref().map(|s| {
+        if s.starts_with('/') {
+            PathBuf::from(s)
+        } else {
+            bundle.join(s)
+        }
+    });
     let target = if op.is_bind() {
         let src = source_path.as_ref().expect("plan checked bind sources");
-        let meta = std::fs::metadata(src).map_err(|e| Fail::io(format!("{what}: source {}", src.display()), e))?;
-        if meta.is_dir() { mkdir_all(root, &op.dest) } else { touch(root, &op.dest) }.map_err(fail)?
+        let meta = std::fs::metadata(src)
+            .map_err(|e| Fail::io(format!("{what}: source {}", src.display()), e))?;
+        if meta.is_dir() {
+            mkdir_all(root, &op.dest)
+        } else {
+            touch(root, &op.dest)
+        }
+        .map_err(fail)?
     } else {
         mkdir_all(root, &op.dest).map_err(fail)?
     };
@@ -143,13 +204,24 @@ pub(crate) fn mount_one(root: BorrowedFd<'_>, op: &MountOp, bundle: &Path, cgrou
     match op.fstype.as_deref() {
         None => {
             let src = cstr(&source_path.expect("bind source").to_string_lossy());
-            sys::mount(Some(&src), &tpath, None, op.flags & (plan::MS_BIND | plan::MS_REC), None).map_err(fail)?;
+            sys::mount(
+                Some(&src),
+                &tpath,
+                None,
+                op.flags & (plan::MS_BIND | plan::MS_REC),
+                None,
+            )
+            .map_err(fail)?;
         }
         Some("cgroup") => return mount_cgroup_v1(root, op, &tpath, cgroups, new_cgroupns),
         Some(fstype) => {
             let src = cstr(op.source.as_deref().unwrap_or(fstype));
             let ty = cstr(fstype);
-            let flags = if fstype == "tmpfs" { base_flags } else { op.flags & !plan::MS_REMOUNT };
+            let flags = if fstype == "tmpfs" {
+                base_flags
+            } else {
+                op.flags & !plan::MS_REMOUNT
+            };
             sys::mount(Some(&src), &tpath, Some(&ty), flags, data.as_deref()).map_err(fail)?;
         }
     }
@@ -159,25 +231,52 @@ pub(crate) fn mount_one(root: BorrowedFd<'_>, op: &MountOp, bundle: &Path, cgrou
     let needs_remount = (op.is_bind() && op.flags & !(plan::MS_BIND | plan::MS_REC) != 0)
         || (op.fstype.as_deref() == Some("tmpfs") && op.flags & plan::MS_RDONLY != 0);
     if needs_remount {
-        let flags = (op.flags & !plan::MS_REC) | plan::MS_REMOUNT | if op.is_bind() { plan::MS_BIND } else { 0 };
-        sys::mount(None, &mpath, None, flags, data.as_deref()).map_err(|e| Fail::io(format!("{what}: remounting with its options"), e))?;
+        let flags = (op.flags & !plan::MS_REC)
+            | plan::MS_REMOUNT
+            | if op.is_bind() { plan::MS_BIND } else { 0 };
+        sys::mount(None, &mpath, None, flags, data.as_deref())
+            .map_err(|e| Fail::io(format!("{what}: remounting with its options"), e))?;
     }
     for p in &op.propagation {
-        sys::mount(None, &mpath, None, *p, None).map_err(|e| Fail::io(format!("{what}: setting propagation"), e))?;
+        sys::mount(None, &mpath, None, *p, None)
+            .map_err(|e| Fail::io(format!("{what}: setting propagation"), e))?;
     }
     if op.recursive_attrs != 0 {
-        sys::mount_setattr(mounted.as_fd(), sys::mount_attr::AT_RECURSIVE, op.recursive_attrs, 0)
-            .map_err(|e| Fail::io(format!("{what}: setting recursive attributes (needs Linux 5.12)"), e))?;
+        sys::mount_setattr(
+            mounted.as_fd(),
+            sys::mount_attr::AT_RECURSIVE,
+            op.recursive_attrs,
+            0,
+        )
+        .map_err(|e| {
+            Fail::io(
+                format!("{what}: setting recursive attributes (needs Linux 5.12)"),
+                e,
+            )
+        })?;
     }
     Ok(())
 }
 
 /// A `cgroup` mount on a v1 or hybrid host: a tmpfs with one directory per hierarchy, each the
 /// container's own cgroup (a fresh mount inside a cgroup namespace, else a bind of its dir).
-fn mount_cgroup_v1(root: BorrowedFd<'_>, op: &MountOp, tpath: &CString, cgroups: &[(String, PathBuf)], new_cgroupns: bool) -> Result<(), Fail> {
+fn mount_cgroup_v1(
+    root: BorrowedFd<'_>,
+    op: &MountOp,
+    tpath: &CString,
+    cgroups: &[(String, PathBuf)],
+    new_cgroupns: bool,
+) -> Result<(), Fail> {
     let what = format!("mount {}", op.dest);
     let flags = op.flags & (plan::MS_NOSUID | plan::MS_NODEV | plan::MS_NOEXEC);
-    sys::mount(Some(c"tmpfs"), tpath, Some(c"tmpfs"), flags, Some(c"mode=755")).map_err(|e| Fail::io(what.clone(), e))?;
+    sys::mount(
+        Some(c"tmpfs"),
+        tpath,
+        Some(c"tmpfs"),
+        flags,
+        Some(c"mode=755"),
+    )
+    .map_err(|e| Fail::io(what.clone(), e))?;
     for (name, host_dir) in cgroups {
         let dest = format!("{}/{}", op.dest.trim_end_matches('/'), name);
         let fd = mkdir_all(root, &dest).map_err(|e| Fail::io(format!("{what}: {name}"), e))?;
@@ -186,22 +285,48 @@ fn mount_cgroup_v1(root: BorrowedFd<'_>, op: &MountOp, tpath: &CString, cgroups:
             if name == "unified" {
                 sys::mount(Some(c"cgroup2"), &p, Some(c"cgroup2"), flags, None)
             } else {
-                sys::mount(Some(c"cgroup"), &p, Some(c"cgroup"), flags, Some(&cstr(name)))
+                sys::mount(
+                    Some(c"cgroup"),
+                    &p,
+                    Some(c"cgroup"),
+                    flags,
+                    Some(&cstr(name)),
+                )
             }
         } else {
-            sys::mount(Some(&cstr(&host_dir.to_string_lossy())), &p, None, plan::MS_BIND, None)
+            sys::mount(
+                Some(&cstr(&host_dir.to_string_lossy())),
+                &p,
+                None,
+                plan::MS_BIND,
+                None,
+            )
         };
         res.map_err(|e| Fail::io(format!("{what}: {name}"), e))?;
         if op.flags & plan::MS_RDONLY != 0 {
-            let m = open_in_root(root, &dest, OFlags::PATH).map_err(|e| Fail::io(format!("{what}: {name}"), e))?;
-            sys::mount(None, &fd_path(m.as_fd()), None, plan::MS_REMOUNT | plan::MS_BIND | plan::MS_RDONLY | flags, None)
-                .map_err(|e| Fail::io(format!("{what}: {name}: read-only"), e))?;
+            let m = open_in_root(root, &dest, OFlags::PATH)
+                .map_err(|e| Fail::io(format!("{what}: {name}"), e))?;
+            sys::mount(
+                None,
+                &fd_path(m.as_fd()),
+                None,
+                plan::MS_REMOUNT | plan::MS_BIND | plan::MS_RDONLY | flags,
+                None,
+            )
+            .map_err(|e| Fail::io(format!("{what}: {name}: read-only"), e))?;
         }
     }
     if op.flags & plan::MS_RDONLY != 0 {
-        let m = open_in_root(root, &op.dest, OFlags::PATH).map_err(|e| Fail::io(what.clone(), e))?;
-        sys::mount(None, &fd_path(m.as_fd()), None, plan::MS_REMOUNT | plan::MS_RDONLY | flags, None)
-            .map_err(|e| Fail::io(format!("{what}: read-only"), e))?;
+        let m =
+            open_in_root(root, &op.dest, OFlags::PATH).map_err(|e| Fail::io(what.clone(), e))?;
+        sys::mount(
+            None,
+            &fd_path(m.as_fd()),
+            None,
+            plan::MS_REMOUNT | plan::MS_RDONLY | flags,
+            None,
+        )
+        .map_err(|e| Fail::io(format!("{what}: read-only"), e))?;
     }
     Ok(())
 }
@@ -215,13 +340,25 @@ pub(crate) fn make_devices(root: BorrowedFd<'_>, plan: &Plan, in_userns: bool) -
     for d in &plan.devices {
         let what = format!("device {}", d.path);
         let parent = mkdir_all(root, &parent_of(&d.path)).map_err(|e| Fail::io(what.clone(), e))?;
-        let parent = rustix::fs::openat(&parent, ".", OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| Fail::io(what.clone(), e.into()))?;
+        let parent = rustix::fs::openat(
+            &parent,
+            ".",
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Fail::io(what.clone(), e.into()))?;
         let name = base_of(&d.path);
         let _ = rustix::fs::unlinkat(&parent, name, rustix::fs::AtFlags::empty());
         if in_userns {
             let fd = touch(root, &d.path).map_err(|e| Fail::io(what.clone(), e))?;
-            sys::mount(Some(&cstr(&d.path)), &fd_path(fd.as_fd()), None, plan::MS_BIND, None).map_err(|e| Fail::io(what.clone(), e))?;
+            sys::mount(
+                Some(&cstr(&d.path)),
+                &fd_path(fd.as_fd()),
+                None,
+                plan::MS_BIND,
+                None,
+            )
+            .map_err(|e| Fail::io(what.clone(), e))?;
             continue;
         }
         let ft = match d.kind {
@@ -230,19 +367,38 @@ pub(crate) fn make_devices(root: BorrowedFd<'_>, plan: &Plan, in_userns: bool) -
             _ => FileType::CharacterDevice,
         };
         let dev = rustix::fs::makedev(d.major as u32, d.minor as u32);
-        rustix::fs::mknodat(&parent, name, ft, Mode::from_raw_mode(d.mode), dev).map_err(|e| Fail::io(what.clone(), e.into()))?;
-        let fd = rustix::fs::openat(&parent, name, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
+        rustix::fs::mknodat(&parent, name, ft, Mode::from_raw_mode(d.mode), dev)
             .map_err(|e| Fail::io(what.clone(), e.into()))?;
+        let fd = rustix::fs::openat(
+            &parent,
+            name,
+            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Fail::io(what.clone(), e.into()))?;
         // mknod applies the umask; set the exact mode and owner through /proc/self/fd.
         let p = fd_path(fd.as_fd());
         let path = Path::new(p.to_str().expect("ascii"));
-        std::os::unix::fs::chown(path, Some(d.uid), Some(d.gid)).map_err(|e| Fail::io(what.clone(), e))?;
-        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(d.mode)).map_err(|e| Fail::io(what.clone(), e))?;
+        std::os::unix::fs::chown(path, Some(d.uid), Some(d.gid))
+            .map_err(|e| Fail::io(what.clone(), e))?;
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(d.mode))
+            .map_err(|e| Fail::io(what.clone(), e))?;
     }
     let dev = mkdir_all(root, "/dev").map_err(|e| Fail::io("/dev", e))?;
-    let dev = rustix::fs::openat(&dev, ".", OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| Fail::io("/dev", e.into()))?;
-    for (name, target) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"), ("core", "/proc/kcore")] {
+    let dev = rustix::fs::openat(
+        &dev,
+        ".",
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Fail::io("/dev", e.into()))?;
+    for (name, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+        ("core", "/proc/kcore"),
+    ] {
         match rustix::fs::symlinkat(target, &dev, name) {
             Ok(()) => {}
             Err(e) if e == rustix::io::Errno::EXIST => {}
@@ -252,7 +408,8 @@ pub(crate) fn make_devices(root: BorrowedFd<'_>, plan: &Plan, in_userns: bool) -
     // /dev/ptmx follows the container's own devpts instance when it has one.
     if plan.mounts.iter().any(|m| m.dest == "/dev/pts") {
         let _ = rustix::fs::unlinkat(&dev, "ptmx", rustix::fs::AtFlags::empty());
-        rustix::fs::symlinkat("pts/ptmx", &dev, "ptmx").map_err(|e| Fail::io("symlink /dev/ptmx", e.into()))?;
+        rustix::fs::symlinkat("pts/ptmx", &dev, "ptmx")
+            .map_err(|e| Fail::io("symlink /dev/ptmx", e.into()))?;
     }
     Ok(())
 }
@@ -260,7 +417,14 @@ pub(crate) fn make_devices(root: BorrowedFd<'_>, plan: &Plan, in_userns: bool) -
 /// Bind-mounts the terminal's slave onto /dev/console.
 pub(crate) fn bind_console(root: BorrowedFd<'_>, slave: BorrowedFd<'_>) -> Result<(), Fail> {
     let fd = touch(root, "/dev/console").map_err(|e| Fail::io("/dev/console", e))?;
-    sys::mount(Some(&fd_path(slave)), &fd_path(fd.as_fd()), None, plan::MS_BIND, None).map_err(|e| Fail::io("bind-mounting /dev/console", e))
+    sys::mount(
+        Some(&fd_path(slave)),
+        &fd_path(fd.as_fd()),
+        None,
+        plan::MS_BIND,
+        None,
+    )
+    .map_err(|e| Fail::io("bind-mounting /dev/console", e))
 }
 
 /// Masks paths: a read-only empty tmpfs over a directory, /dev/null over a file. Missing
@@ -268,17 +432,27 @@ pub(crate) fn bind_console(root: BorrowedFd<'_>, slave: BorrowedFd<'_>) -> Resul
 pub(crate) fn mask(root: BorrowedFd<'_>, paths: &[String]) -> Result<(), Fail> {
     // The container's own /dev/null when it has one (as runc), else the host's.
     let null = open_in_root(root, "/dev/null", OFlags::PATH).ok();
-    let null_path = null.as_ref().map_or_else(|| c"/dev/null".to_owned(), |fd| fd_path(fd.as_fd()));
+    let null_path = null
+        .as_ref()
+        .map_or_else(|| c"/dev/null".to_owned(), |fd| fd_path(fd.as_fd()));
     for p in paths {
         let fd = match open_in_root(root, p, OFlags::PATH) {
             Ok(fd) => fd,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(Fail::io(format!("masking {p}"), e)),
         };
-        let is_dir = rustix::fs::fstat(&fd).map(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory).unwrap_or(false);
+        let is_dir = rustix::fs::fstat(&fd)
+            .map(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory)
+            .unwrap_or(false);
         let target = fd_path(fd.as_fd());
         let res = if is_dir {
-            sys::mount(Some(c"tmpfs"), &target, Some(c"tmpfs"), plan::MS_RDONLY, None)
+            sys::mount(
+                Some(c"tmpfs"),
+                &target,
+                Some(c"tmpfs"),
+                plan::MS_RDONLY,
+                None,
+            )
         } else {
             sys::mount(Some(&null_path), &target, None, plan::MS_BIND, None)
         };
@@ -296,17 +470,25 @@ pub(crate) fn readonly(root: BorrowedFd<'_>, paths: &[String]) -> Result<(), Fai
             Err(e) => return Err(Fail::io(format!("read-only {p}"), e)),
         };
         let t = fd_path(fd.as_fd());
-        sys::mount(Some(&t), &t, None, plan::MS_BIND | plan::MS_REC, None).map_err(|e| Fail::io(format!("read-only {p}"), e))?;
-        let m = open_in_root(root, p, OFlags::PATH).map_err(|e| Fail::io(format!("read-only {p}"), e))?;
-        sys::mount_setattr(m.as_fd(), sys::mount_attr::AT_RECURSIVE, sys::mount_attr::RDONLY, 0)
+        sys::mount(Some(&t), &t, None, plan::MS_BIND | plan::MS_REC, None)
             .map_err(|e| Fail::io(format!("read-only {p}"), e))?;
+        let m = open_in_root(root, p, OFlags::PATH)
+            .map_err(|e| Fail::io(format!("read-only {p}"), e))?;
+        sys::mount_setattr(
+            m.as_fd(),
+            sys::mount_attr::AT_RECURSIVE,
+            sys::mount_attr::RDONLY,
+            0,
+        )
+        .map_err(|e| Fail::io(format!("read-only {p}"), e))?;
     }
     Ok(())
 }
 
 /// Makes the root mount itself read-only (its submounts keep their own flags, as with runc).
 pub(crate) fn root_readonly(root: BorrowedFd<'_>) -> Result<(), Fail> {
-    sys::mount_setattr(root, 0, sys::mount_attr::RDONLY, 0).map_err(|e| Fail::io("making the root read-only", e))
+    sys::mount_setattr(root, 0, sys::mount_attr::RDONLY, 0)
+        .map_err(|e| Fail::io("making the root read-only", e))
 }
 
 /// pivot_root into the rootfs and detach the old root (or, with --no-pivot, move the rootfs
@@ -314,14 +496,20 @@ pub(crate) fn root_readonly(root: BorrowedFd<'_>) -> Result<(), Fail> {
 pub(crate) fn pivot(root: BorrowedFd<'_>, no_pivot: bool) -> Result<(), Fail> {
     sys::fchdir(root).map_err(|e| Fail::io("entering the rootfs", e))?;
     if no_pivot {
-        sys::mount(Some(c"."), c"/", None, plan::MS_MOVE, None).map_err(|e| Fail::io("moving the rootfs to / (--no-pivot)", e))?;
+        sys::mount(Some(c"."), c"/", None, plan::MS_MOVE, None)
+            .map_err(|e| Fail::io("moving the rootfs to / (--no-pivot)", e))?;
         sys::chroot(c".").map_err(|e| Fail::io("chroot (--no-pivot)", e))?;
     } else {
-        let old = rustix::fs::open("/", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| Fail::io("opening the old root", e.into()))?;
+        let old = rustix::fs::open(
+            "/",
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Fail::io("opening the old root", e.into()))?;
         sys::pivot_root(c".", c".").map_err(|e| Fail::io("pivot_root", e))?;
         sys::fchdir(old.as_fd()).map_err(|e| Fail::io("entering the old root", e))?;
-        sys::mount(None, c".", None, plan::MS_SLAVE | plan::MS_REC, None).map_err(|e| Fail::io("making the old root slave", e))?;
+        sys::mount(None, c".", None, plan::MS_SLAVE | plan::MS_REC, None)
+            .map_err(|e| Fail::io("making the old root slave", e))?;
         sys::umount(c".", libc::MNT_DETACH).map_err(|e| Fail::io("detaching the old root", e))?;
     }
     std::env::set_current_dir("/").map_err(|e| Fail::io("chdir /", e))
@@ -350,7 +538,10 @@ mod tests {
         // An absolute link resolves inside the root, where its target does not exist.
         assert!(mkdir_all(rfd.as_fd(), "/evil/sub").is_err());
         mkdir_all(rfd.as_fd(), "/up/etc/x").unwrap();
-        assert!(!outside.join("sub").exists(), "mkdir followed a symlink out of the root");
+        assert!(
+            !outside.join("sub").exists(),
+            "mkdir followed a symlink out of the root"
+        );
         assert!(root.join("etc/x").is_dir());
         touch(rfd.as_fd(), "/up/file").unwrap();
         assert!(root.join("file").is_file());

@@ -3,7 +3,9 @@
 
 use std::str::FromStr;
 
-use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
+use libseccomp::{
+    ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
+};
 
 use crate::spec::{Seccomp, SyscallArg};
 
@@ -18,7 +20,10 @@ fn action(name: &str, errno: Option<u32>) -> Result<ScmpAction, String> {
         "SCMP_ACT_TRACE" => ScmpAction::Trace(errno.map_or(EPERM, |e| e as i32) as u16),
         "SCMP_ACT_ALLOW" => ScmpAction::Allow,
         "SCMP_ACT_LOG" => ScmpAction::Log,
-        "SCMP_ACT_NOTIFY" => return Err("linux.seccomp: SCMP_ACT_NOTIFY needs a listener, which berth-run does not support yet".into()),
+        "SCMP_ACT_NOTIFY" => return Err(
+            "linux.seccomp: SCMP_ACT_NOTIFY needs a listener, which berth-run does not support yet"
+                .into(),
+        ),
         other => return Err(format!("linux.seccomp: unknown action {other:?}")),
     })
 }
@@ -35,20 +40,31 @@ fn compare(arg: &SyscallArg) -> Result<ScmpArgCompare, String> {
         other => return Err(format!("linux.seccomp: unknown operator {other:?}")),
     };
     if arg.index > 5 {
-        return Err(format!("linux.seccomp: argument index {} is above 5", arg.index));
+        return Err(format!(
+            "linux.seccomp: argument index {} is above 5",
+            arg.index
+        ));
     }
-    let datum = if arg.op == "SCMP_CMP_MASKED_EQ" { arg.value_two } else { arg.value };
+    let datum = if arg.op == "SCMP_CMP_MASKED_EQ" {
+        arg.value_two
+    } else {
+        arg.value
+    };
     Ok(ScmpArgCompare::new(arg.index, op, datum))
 }
 
 /// Builds (but does not load) the filter.
 pub(crate) fn compile(s: &Seccomp) -> Result<ScmpFilterContext, String> {
     let default = action(&s.default_action, s.default_errno_ret)?;
-    let mut ctx = ScmpFilterContext::new_filter(default).map_err(|e| format!("linux.seccomp: {e}"))?;
-    ctx.set_ctl_nnp(false).map_err(|e| format!("linux.seccomp: {e}"))?;
+    let mut ctx =
+        ScmpFilterContext::new_filter(default).map_err(|e| format!("linux.seccomp: {e}"))?;
+    ctx.set_ctl_nnp(false)
+        .map_err(|e| format!("linux.seccomp: {e}"))?;
     for a in &s.architectures {
-        let arch = ScmpArch::from_str(a).map_err(|_| format!("linux.seccomp: unknown architecture {a:?}"))?;
-        ctx.add_arch(arch).map_err(|e| format!("linux.seccomp: architecture {a}: {e}"))?;
+        let arch = ScmpArch::from_str(a)
+            .map_err(|_| format!("linux.seccomp: unknown architecture {a:?}"))?;
+        ctx.add_arch(arch)
+            .map_err(|e| format!("linux.seccomp: architecture {a}: {e}"))?;
     }
     for f in &s.flags {
         let res = match f.as_str() {
@@ -64,18 +80,25 @@ pub(crate) fn compile(s: &Seccomp) -> Result<ScmpFilterContext, String> {
         if act == default {
             continue;
         }
-        let cmps = rule.args.iter().map(compare).collect::<Result<Vec<_>, _>>()?;
+        let cmps = rule
+            .args
+            .iter()
+            .map(compare)
+            .collect::<Result<Vec<_>, _>>()?;
         let mut indexes: Vec<u32> = rule.args.iter().map(|a| a.index).collect();
         indexes.sort_unstable();
         let repeated = indexes.windows(2).any(|w| w[0] == w[1]);
         for name in &rule.names {
             // Names this libseccomp does not know are skipped, as runc and crun do.
-            let Ok(sc) = ScmpSyscall::from_name(name) else { continue };
+            let Ok(sc) = ScmpSyscall::from_name(name) else {
+                continue;
+            };
             let res = if cmps.is_empty() {
                 ctx.add_rule(act, sc)
             } else if repeated {
                 // Several conditions on one argument mean "any of them": one rule each.
-                cmps.iter().try_for_each(|c| ctx.add_rule_conditional(act, sc, std::slice::from_ref(c)))
+                cmps.iter()
+                    .try_for_each(|c| ctx.add_rule_conditional(act, sc, std::slice::from_ref(c)))
             } else {
                 ctx.add_rule_conditional(act, sc, &cmps)
             };
@@ -87,7 +110,8 @@ pub(crate) fn compile(s: &Seccomp) -> Result<ScmpFilterContext, String> {
 
 /// Loads a compiled filter into the calling process.
 pub(crate) fn load(ctx: &ScmpFilterContext) -> Result<(), String> {
-    ctx.load().map_err(|e| format!("loading the seccomp filter: {e}"))
+    ctx.load()
+        .map_err(|e| format!("loading the seccomp filter: {e}"))
 }
 
 #[cfg(test)]
@@ -124,7 +148,12 @@ mod tests {
         s.syscalls = vec![SyscallRule {
             names: vec!["read".into()],
             action: "SCMP_ACT_ERRNO".into(),
-            args: vec![SyscallArg { index: 0, value: 1, value_two: 0, op: "SCMP_CMP_SOMETIMES".into() }],
+            args: vec![SyscallArg {
+                index: 0,
+                value: 1,
+                value_two: 0,
+                op: "SCMP_CMP_SOMETIMES".into(),
+            }],
             ..Default::default()
         }];
         assert!(compile(&s).err().unwrap().contains("SCMP_CMP_SOMETIMES"));

@@ -76,10 +76,21 @@ impl State {
         let path = dir.join(STATE_FILE);
         let text = match fs::read(&path) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NotFound(id.to_string())),
-            Err(source) => return Err(Error::File { what: "reading", path, source }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NotFound(id.to_string()))
+            }
+            Err(source) => {
+                return Err(Error::File {
+                    what: "reading",
+                    path,
+                    source,
+                })
+            }
         };
-        serde_json::from_slice(&text).map_err(|e| Error::BadState { id: id.to_string(), why: e.to_string() })
+        serde_json::from_slice(&text).map_err(|e| Error::BadState {
+            id: id.to_string(),
+            why: e.to_string(),
+        })
     }
 
     /// Writes state.json through a temporary file and a rename, so readers never see half.
@@ -92,14 +103,20 @@ impl State {
             f.write_all(&body)?;
             fs::rename(&tmp, &path)
         };
-        write().map_err(|source| Error::File { what: "writing", path, source })
+        write().map_err(|source| Error::File {
+            what: "writing",
+            path,
+            source,
+        })
     }
 
     /// The status now: stopped when the init is gone, a zombie, or a different process with a
     /// reused pid; created while exec.fifo exists; running otherwise.
     pub fn status(&self, dir: &Path) -> Status {
         match proc_stat(self.pid) {
-            Some((state, start)) if start == self.init_start_time && state != 'Z' && state != 'X' => {
+            Some((state, start))
+                if start == self.init_start_time && state != 'Z' && state != 'X' =>
+            {
                 if dir.join(FIFO).exists() {
                     Status::Created
                 } else {
@@ -115,7 +132,11 @@ impl State {
             oci_version: self.oci_version.clone(),
             id: self.id.clone(),
             status,
-            pid: if status == Status::Stopped { 0 } else { self.pid },
+            pid: if status == Status::Stopped {
+                0
+            } else {
+                self.pid
+            },
             bundle: self.bundle.clone(),
             rootfs: self.rootfs.clone(),
             created: self.created.clone(),
@@ -149,7 +170,9 @@ pub(crate) fn check_id(id: &str) -> Result<()> {
     let ok = !id.is_empty()
         && id.len() <= 1024
         && !id.starts_with('.')
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || "_+-.".contains(c));
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_+-.".contains(c));
     if ok {
         Ok(())
     } else {
@@ -159,7 +182,9 @@ pub(crate) fn check_id(id: &str) -> Result<()> {
 
 /// Now as RFC 3339 UTC with nanoseconds, like runc's `created`.
 pub(crate) fn now_rfc3339() -> String {
-    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     rfc3339(d.as_secs() as i64, d.subsec_nanos())
 }
 
@@ -190,7 +215,8 @@ mod tests {
 
     #[test]
     fn stat_parsing_survives_odd_command_names() {
-        let line = "123 (a) b (c)) S 1 123 123 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 100";
+        let line =
+            "123 (a) b (c)) S 1 123 123 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 100";
         assert_eq!(parse_stat(line), Some(('S', 987_654)));
     }
 
@@ -200,15 +226,27 @@ mod tests {
         let pid = std::process::id() as i32;
         let (_, start) = proc_stat(pid).unwrap();
         let mut st = State {
-            oci_version: "1.0.2".into(), id: "x".into(), pid, bundle: "/b".into(), rootfs: "/b/rootfs".into(),
-            created: now_rfc3339(), annotations: Default::default(), init_start_time: start,
-            cgroup_path: "/berth/x".into(), poststart: vec![], poststop: vec![],
+            oci_version: "1.0.2".into(),
+            id: "x".into(),
+            pid,
+            bundle: "/b".into(),
+            rootfs: "/b/rootfs".into(),
+            created: now_rfc3339(),
+            annotations: Default::default(),
+            init_start_time: start,
+            cgroup_path: "/berth/x".into(),
+            poststart: vec![],
+            poststop: vec![],
         };
         assert_eq!(st.status(dir.path()), Status::Running);
         fs::write(dir.path().join(FIFO), b"").unwrap();
         assert_eq!(st.status(dir.path()), Status::Created);
         st.init_start_time += 1;
-        assert_eq!(st.status(dir.path()), Status::Stopped, "a reused pid is not the container");
+        assert_eq!(
+            st.status(dir.path()),
+            Status::Stopped,
+            "a reused pid is not the container"
+        );
         st.save(dir.path()).unwrap();
         assert_eq!(State::load(dir.path(), "x").unwrap(), st);
     }

@@ -18,7 +18,11 @@ pub(crate) enum ToParent {
     /// Setup is done; the init now blocks on exec.fifo.
     Ready,
     /// Setup failed; the init exits after sending this.
-    Failed { kind: String, message: String, exec: Option<ExecFailure> },
+    Failed {
+        kind: String,
+        message: String,
+        exec: Option<ExecFailure>,
+    },
 }
 
 /// berth-run -> init.
@@ -37,31 +41,45 @@ pub(crate) struct Channel {
 
 impl Channel {
     pub(crate) fn pair() -> Result<(Channel, Channel)> {
-        let (a, b) = UnixStream::pair().map_err(|e| Error::io("creating the sync socketpair", e))?;
+        let (a, b) =
+            UnixStream::pair().map_err(|e| Error::io("creating the sync socketpair", e))?;
         Ok((Channel::new(a)?, Channel::new(b)?))
     }
 
     fn new(s: UnixStream) -> Result<Channel> {
-        let r = s.try_clone().map_err(|e| Error::io("duplicating the sync socket", e))?;
-        Ok(Channel { write: s, read: BufReader::new(r) })
+        let r = s
+            .try_clone()
+            .map_err(|e| Error::io("duplicating the sync socket", e))?;
+        Ok(Channel {
+            write: s,
+            read: BufReader::new(r),
+        })
     }
 
     pub(crate) fn send<T: Serialize>(&mut self, msg: &T) -> Result<()> {
         let mut line = serde_json::to_vec(msg).expect("sync messages serialise");
         line.push(b'\n');
-        self.write.write_all(&line).map_err(|e| Error::io("writing to the sync channel", e))
+        self.write
+            .write_all(&line)
+            .map_err(|e| Error::io("writing to the sync channel", e))
     }
 
     /// The next message, or `None` at end of file (the peer closed or exited).
     pub(crate) fn recv<T: for<'de> Deserialize<'de>>(&mut self) -> Result<Option<T>> {
         let mut line = String::new();
-        let n = self.read.read_line(&mut line).map_err(|e| Error::io("reading the sync channel", e))?;
+        let n = self
+            .read
+            .read_line(&mut line)
+            .map_err(|e| Error::io("reading the sync channel", e))?;
         if n == 0 {
             return Ok(None);
         }
-        serde_json::from_str(&line)
-            .map(Some)
-            .map_err(|e| Error::io("reading the sync channel", std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
+        serde_json::from_str(&line).map(Some).map_err(|e| {
+            Error::io(
+                "reading the sync channel",
+                std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+            )
+        })
     }
 }
 
@@ -91,7 +109,12 @@ mod tests {
     fn messages_cross_the_channel_in_order() {
         let (mut a, mut b) = Channel::pair().unwrap();
         a.send(&ToParent::Hooks).unwrap();
-        a.send(&ToParent::Failed { kind: kind_name(Kind::NotFound), message: "mount /data: source /nope: no such file or directory".into(), exec: None }).unwrap();
+        a.send(&ToParent::Failed {
+            kind: kind_name(Kind::NotFound),
+            message: "mount /data: source /nope: no such file or directory".into(),
+            exec: None,
+        })
+        .unwrap();
         drop(a);
         assert_eq!(b.recv::<ToParent>().unwrap(), Some(ToParent::Hooks));
         match b.recv::<ToParent>().unwrap() {

@@ -121,7 +121,10 @@ pub fn exec_stub_memfd() -> io::Result<Option<OwnedFd>> {
     }
     // SAFETY: the name is a valid C string; memfd_create returns a new fd or -1.
     let raw = check(unsafe {
-        libc::memfd_create(c"berth-exec-stub".as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)
+        libc::memfd_create(
+            c"berth-exec-stub".as_ptr(),
+            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+        )
     })?;
     // SAFETY: raw is a fresh fd owned by nobody else.
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
@@ -149,7 +152,13 @@ pub fn mount(
     let p = |s: Option<&CStr>| s.map_or(std::ptr::null(), |s| s.as_ptr());
     // SAFETY: every pointer is NULL or a valid C string alive for the call.
     check(unsafe {
-        libc::mount(p(source), target.as_ptr(), p(fstype), flags as libc::c_ulong, p(data).cast())
+        libc::mount(
+            p(source),
+            target.as_ptr(),
+            p(fstype),
+            flags as libc::c_ulong,
+            p(data).cast(),
+        )
     })?;
     Ok(())
 }
@@ -181,7 +190,12 @@ struct MountAttr {
 /// `mount_setattr(fd, "", AT_EMPTY_PATH | flags, …)`: changes mount attributes of the mount
 /// `fd` refers to (recursively with [`mount_attr::AT_RECURSIVE`]).
 pub fn mount_setattr(fd: BorrowedFd<'_>, flags: u32, set: u64, clear: u64) -> io::Result<()> {
-    let attr = MountAttr { attr_set: set, attr_clr: clear, propagation: 0, userns_fd: 0 };
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clear,
+        propagation: 0,
+        userns_fd: 0,
+    };
     // SAFETY: attr is a live, correctly sized struct mount_attr; the path is an empty C string.
     check_long(unsafe {
         libc::syscall(
@@ -199,7 +213,9 @@ pub fn mount_setattr(fd: BorrowedFd<'_>, flags: u32, set: u64, clear: u64) -> io
 /// `pivot_root(2)`.
 pub fn pivot_root(new_root: &CStr, put_old: &CStr) -> io::Result<()> {
     // SAFETY: both are valid C strings.
-    check_long(unsafe { libc::syscall(libc::SYS_pivot_root, new_root.as_ptr(), put_old.as_ptr()) })?;
+    check_long(unsafe {
+        libc::syscall(libc::SYS_pivot_root, new_root.as_ptr(), put_old.as_ptr())
+    })?;
     Ok(())
 }
 
@@ -285,24 +301,46 @@ const CAP_V3: u32 = 0x2008_0522;
 
 /// `capset(2)` for the calling thread.
 pub fn capset(sets: CapSets) -> io::Result<()> {
-    let mut hdr = CapHeader { version: CAP_V3, pid: 0 };
+    let mut hdr = CapHeader {
+        version: CAP_V3,
+        pid: 0,
+    };
     let lo = |v: u64| v as u32;
     let hi = |v: u64| (v >> 32) as u32;
     let data = [
-        CapData { effective: lo(sets.effective), permitted: lo(sets.permitted), inheritable: lo(sets.inheritable) },
-        CapData { effective: hi(sets.effective), permitted: hi(sets.permitted), inheritable: hi(sets.inheritable) },
+        CapData {
+            effective: lo(sets.effective),
+            permitted: lo(sets.permitted),
+            inheritable: lo(sets.inheritable),
+        },
+        CapData {
+            effective: hi(sets.effective),
+            permitted: hi(sets.permitted),
+            inheritable: hi(sets.inheritable),
+        },
     ];
     // SAFETY: v3 header and a two-element data array, as capset(2) requires.
-    check_long(unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()) })?;
+    check_long(unsafe {
+        libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr())
+    })?;
     Ok(())
 }
 
 /// `capget(2)` for the calling thread.
 pub fn capget() -> io::Result<CapSets> {
-    let mut hdr = CapHeader { version: CAP_V3, pid: 0 };
+    let mut hdr = CapHeader {
+        version: CAP_V3,
+        pid: 0,
+    };
     let mut data = [CapData::default(); 2];
     // SAFETY: v3 header and a writable two-element data array.
-    check_long(unsafe { libc::syscall(libc::SYS_capget, &mut hdr as *mut CapHeader, data.as_mut_ptr()) })?;
+    check_long(unsafe {
+        libc::syscall(
+            libc::SYS_capget,
+            &mut hdr as *mut CapHeader,
+            data.as_mut_ptr(),
+        )
+    })?;
     let join = |l: u32, h: u32| (l as u64) | ((h as u64) << 32);
     Ok(CapSets {
         effective: join(data[0].effective, data[1].effective),
@@ -313,7 +351,15 @@ pub fn capget() -> io::Result<CapSets> {
 
 fn prctl(op: i32, a: u64, b: u64) -> io::Result<i32> {
     // SAFETY: the prctl operations used here take integer arguments only.
-    check(unsafe { libc::prctl(op, a as libc::c_ulong, b as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong) })
+    check(unsafe {
+        libc::prctl(
+            op,
+            a as libc::c_ulong,
+            b as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    })
 }
 
 /// Drops one capability from the bounding set (`PR_CAPBSET_DROP`).
@@ -328,12 +374,22 @@ pub fn capbset_read(cap: u32) -> io::Result<bool> {
 
 /// Raises one capability in the ambient set.
 pub fn ambient_raise(cap: u32) -> io::Result<()> {
-    prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_RAISE as u64, cap as u64).map(drop)
+    prctl(
+        libc::PR_CAP_AMBIENT,
+        libc::PR_CAP_AMBIENT_RAISE as u64,
+        cap as u64,
+    )
+    .map(drop)
 }
 
 /// Clears the ambient set.
 pub fn ambient_clear_all() -> io::Result<()> {
-    prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as u64, 0).map(drop)
+    prctl(
+        libc::PR_CAP_AMBIENT,
+        libc::PR_CAP_AMBIENT_CLEAR_ALL as u64,
+        0,
+    )
+    .map(drop)
 }
 
 /// `PR_SET_KEEPCAPS`.
@@ -365,7 +421,10 @@ pub fn personality(persona: u64) -> io::Result<()> {
 
 /// `prlimit(0, resource, new, NULL)`.
 pub fn setrlimit(resource: i32, soft: u64, hard: u64) -> io::Result<()> {
-    let lim = libc::rlimit64 { rlim_cur: soft, rlim_max: hard };
+    let lim = libc::rlimit64 {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
     // SAFETY: lim is a live rlimit64; the old-limit pointer is NULL.
     check(unsafe { libc::prlimit64(0, resource as _, &lim, std::ptr::null_mut()) })?;
     Ok(())
@@ -373,7 +432,10 @@ pub fn setrlimit(resource: i32, soft: u64, hard: u64) -> io::Result<()> {
 
 /// `getrlimit(2)`: (soft, hard).
 pub fn getrlimit(resource: i32) -> io::Result<(u64, u64)> {
-    let mut lim = libc::rlimit64 { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit64 {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: lim is a live writable rlimit64.
     check(unsafe { libc::prlimit64(0, resource as _, std::ptr::null(), &mut lim) })?;
     Ok((lim.rlim_cur, lim.rlim_max))
@@ -409,7 +471,8 @@ pub fn dup_onto(fd: BorrowedFd<'_>, target: RawFd) -> io::Result<()> {
 /// Opens a new pseudo-terminal: (master, slave path).
 pub fn open_pty() -> io::Result<(OwnedFd, CString)> {
     // SAFETY: posix_openpt returns a new fd or -1.
-    let raw = check(unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) })?;
+    let raw =
+        check(unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) })?;
     // SAFETY: raw is a fresh fd owned by nobody else.
     let master = unsafe { OwnedFd::from_raw_fd(raw) };
     // SAFETY: grantpt/unlockpt on the live master fd.
@@ -439,7 +502,13 @@ pub fn pty_peer(master: BorrowedFd<'_>) -> io::Result<(u32, OwnedFd)> {
     // SAFETY: TIOCGPTN writes one unsigned int to a live pointer.
     check(unsafe { libc::ioctl(master.as_raw_fd(), TIOCGPTN, &mut n) })?;
     // SAFETY: TIOCGPTPEER takes open flags and returns a new fd.
-    let raw = check(unsafe { libc::ioctl(master.as_raw_fd(), TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) })?;
+    let raw = check(unsafe {
+        libc::ioctl(
+            master.as_raw_fd(),
+            TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    })?;
     // SAFETY: raw is a fresh fd owned by nobody else.
     Ok((n, unsafe { OwnedFd::from_raw_fd(raw) }))
 }
@@ -448,7 +517,9 @@ pub fn pty_peer(master: BorrowedFd<'_>) -> io::Result<(u32, OwnedFd)> {
 pub fn cloexec_from(first: u32) -> io::Result<()> {
     const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
     // SAFETY: integer arguments only; no fd is closed, only marked close-on-exec.
-    check_long(unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) })?;
+    check_long(unsafe {
+        libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC)
+    })?;
     Ok(())
 }
 
@@ -599,7 +670,13 @@ pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
 pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: i32) -> io::Result<()> {
     // SAFETY: integer arguments and a NULL siginfo.
     check_long(unsafe {
-        libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), sig, std::ptr::null::<u8>(), 0)
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig,
+            std::ptr::null::<u8>(),
+            0,
+        )
     })?;
     Ok(())
 }
@@ -607,7 +684,11 @@ pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: i32) -> io::Result<()> {
 /// Waits until an fd is readable (or hung up), up to `timeout_ms` (-1: forever).
 /// Returns whether it became ready.
 pub fn poll_readable(fd: BorrowedFd<'_>, timeout_ms: i32) -> io::Result<bool> {
-    let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
     loop {
         // SAFETY: one live pollfd.
         let rc = unsafe { libc::poll(&mut p, 1, timeout_ms) };
@@ -625,7 +706,10 @@ pub fn poll_readable(fd: BorrowedFd<'_>, timeout_ms: i32) -> io::Result<bool> {
 /// Sends one byte and one fd over a unix socket (SCM_RIGHTS).
 pub fn send_fd(sock: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> io::Result<()> {
     let mut byte = [0u8; 1];
-    let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
     // SAFETY: CMSG_SPACE is a pure size computation.
     let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
     let mut cbuf = vec![0u8; space];
@@ -645,14 +729,19 @@ pub fn send_fd(sock: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> io::Result<()> {
         std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd.as_raw_fd());
     }
     // SAFETY: msg and everything it points to are live for the call.
-    check_long(unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) } as libc::c_long)?;
+    check_long(
+        unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) } as libc::c_long,
+    )?;
     Ok(())
 }
 
 /// Receives one fd sent with [`send_fd`] (or by any SCM_RIGHTS sender of one fd).
 pub fn recv_fd(sock: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     let mut byte = [0u8; 64];
-    let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: byte.len() };
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: byte.len(),
+    };
     // SAFETY: pure size computation.
     let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
     let mut cbuf = vec![0u8; space];
@@ -663,12 +752,18 @@ pub fn recv_fd(sock: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     msg.msg_control = cbuf.as_mut_ptr().cast();
     msg.msg_controllen = space as _;
     // SAFETY: msg and its buffers are live and writable.
-    check_long(unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) } as libc::c_long)?;
+    check_long(
+        unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) }
+            as libc::c_long,
+    )?;
     // SAFETY: the kernel filled msg; CMSG_FIRSTHDR checks the control length.
     unsafe {
         let cmsg = libc::CMSG_FIRSTHDR(&msg);
         if cmsg.is_null() || (*cmsg).cmsg_type != libc::SCM_RIGHTS {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "no fd in the message"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "no fd in the message",
+            ));
         }
         let raw = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>());
         Ok(OwnedFd::from_raw_fd(raw))
@@ -705,7 +800,12 @@ pub fn fchdir(fd: BorrowedFd<'_>) -> io::Result<()> {
 
 /// `ioctl(TIOCSWINSZ)` on a terminal.
 pub fn set_window_size(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> io::Result<()> {
-    let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
     // SAFETY: ws is a live winsize.
     check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) })?;
     Ok(())
@@ -735,7 +835,9 @@ mod tests {
 
     #[test]
     fn stub_memfd_is_sealed_against_writes() {
-        let Some(fd) = exec_stub_memfd().unwrap() else { return };
+        let Some(fd) = exec_stub_memfd().unwrap() else {
+            return;
+        };
         // SAFETY: test-only write attempt on a live fd.
         let n = unsafe { libc::write(fd.as_raw_fd(), b"x".as_ptr().cast(), 1) };
         assert_eq!(n, -1);
@@ -745,7 +847,11 @@ mod tests {
     #[test]
     fn capget_reads_this_thread() {
         let sets = capget().unwrap();
-        assert_eq!(sets.effective & !sets.permitted, 0, "effective is a subset of permitted");
+        assert_eq!(
+            sets.effective & !sets.permitted,
+            0,
+            "effective is a subset of permitted"
+        );
     }
 
     #[test]

@@ -123,7 +123,8 @@ impl Registry {
                 .with_context(|| format!("spawning {REGISTRY_BIN} (install docker-registry)"))?;
             let mut child = ChildGuard(Some(child));
             match wait_ready(child.get(), &addr, &options, dir.path()) {
-                Ok(()) => {
+                // Still running after it answered: the answer was its own (see wait_ready).
+                Ok(()) if matches!(child.get().try_wait(), Ok(None)) => {
                     let child = child.0.take().expect("child");
                     return Ok(Registry {
                         child,
@@ -131,6 +132,12 @@ impl Registry {
                         options,
                         dir,
                     });
+                }
+                Ok(()) => {
+                    last_err = Some(anyhow::anyhow!(
+                        "docker-registry exited right after it answered on {addr}: {}",
+                        self::log(dir.path())
+                    ))
                 }
                 // It exited: most likely the port was taken between our probe and its bind.
                 Err(Exited(e)) => last_err = Some(e),
@@ -272,8 +279,10 @@ fn log(dir: &Path) -> String {
         .to_owned()
 }
 
-/// Polls `GET /v2/` until it answers 200 (or 401 with auth); fails when the process exits
-/// (e.g. the port was taken in the meantime) or after a timeout.
+/// Polls `GET /v2/` until it answers 200 (or 401 with auth) while `child` itself holds the
+/// listening socket on `addr` (so the answer cannot come from another test's registry that
+/// took the port first); fails when the process exits (e.g. the port was taken in the
+/// meantime) or after a timeout.
 fn wait_ready(
     child: &mut Child,
     addr: &str,
@@ -296,7 +305,7 @@ fn wait_ready(
                 ))
             }
         }
-        if probe(addr, options, dir) {
+        if listens_on(child.id(), addr) && probe(addr, options, dir) {
             return Ok(());
         }
         if Instant::now() >= deadline {
@@ -307,6 +316,37 @@ fn wait_ready(
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Whether process `pid` holds the IPv4 TCP socket listening on `addr` (`127.0.0.1:PORT`):
+/// the socket inode from `/proc/net/tcp` is one of the process's open files.
+fn listens_on(pid: u32, addr: &str) -> bool {
+    let Some(port) = addr
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse::<u16>().ok())
+    else {
+        return false;
+    };
+    let local = format!("0100007F:{port:04X}");
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let inodes: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // local_address, state (0A: LISTEN), inode.
+            (f.len() > 9 && f[1] == local && f[3] == "0A").then(|| format!("socket:[{}]", f[9]))
+        })
+        .collect();
+    if inodes.is_empty() {
+        return false;
+    }
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.filter_map(|e| e.ok())
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .any(|target| inodes.iter().any(|i| target.as_os_str() == i.as_str()))
 }
 
 enum NotReady {

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub const PLUGINS: &str = "/usr/lib/cni";
+const IP_FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
@@ -27,6 +28,9 @@ pub struct World {
     /// Set by the one test that runs portmap: its shared top-level chains are removed on drop
     /// when they were not there before and no other port mapping uses them.
     pub portmap_chains_before: Option<bool>,
+    /// `/proc/sys/net/ipv4/ip_forward` before a gateway bridge (which sets it) was
+    /// configured; written back on drop.
+    pub ip_forward_before: Option<String>,
 }
 
 impl World {
@@ -55,6 +59,7 @@ impl World {
             names: Vec::new(),
             children: Vec::new(),
             portmap_chains_before: None,
+            ip_forward_before: None,
         }
     }
 
@@ -69,8 +74,17 @@ impl World {
         name
     }
 
+    /// The bridge's own address when it is the gateway (`write_list(true, …)`).
+    pub fn gateway(&self) -> String {
+        format!("{}.1", self.subnet)
+    }
+
     /// bridge + host-local (+ extra plugins), written as the only configuration.
-    pub fn write_list(&self, gateway: bool, extra: &[Value]) {
+    pub fn write_list(&mut self, gateway: bool, extra: &[Value]) {
+        if gateway && self.ip_forward_before.is_none() {
+            // The bridge plugin turns IP forwarding on for a gateway; drop turns it back.
+            self.ip_forward_before = Some(fs::read_to_string(IP_FORWARD).unwrap());
+        }
         let mut plugins = vec![serde_json::json!({
             "type": "bridge",
             "bridge": self.bridge,
@@ -206,12 +220,19 @@ impl World {
                 .output()
                 .unwrap();
             for line in String::from_utf8_lossy(&out.stdout).lines() {
-                if line.contains(&format!("\"{}\"", self.network)) || line.contains(&self.network) {
+                if self.mentions_network(line) {
                     rules.push(format!("{table} {line}"));
                 }
             }
         }
         rules
+    }
+
+    /// Whether an iptables-save line names this world's network exactly: portmap's comments
+    /// quote it (`dnat name: "bnet1a3" id: …`), and `bnet1a3` must not match `bnet1a30`.
+    pub fn mentions_network(&self, line: &str) -> bool {
+        let quoted = format!("\"{}\"", self.network);
+        shell_words(line).iter().any(|w| w.contains(&quoted))
     }
 
     pub fn spawn(&mut self, cmd: &mut Command) -> u32 {
@@ -251,7 +272,7 @@ impl Drop for World {
             let mut chains = Vec::new();
             for line in text
                 .lines()
-                .filter(|l| l.starts_with("-A ") && l.contains(&self.network))
+                .filter(|l| l.starts_with("-A ") && self.mentions_network(l))
             {
                 let rule: Vec<String> = shell_words(&line[3..]);
                 let _ = Command::new("iptables")
@@ -275,6 +296,9 @@ impl Drop for World {
         }
         if self.portmap_chains_before == Some(false) {
             remove_portmap_shared_chains();
+        }
+        if let Some(before) = &self.ip_forward_before {
+            let _ = fs::write(IP_FORWARD, before);
         }
     }
 }
@@ -411,10 +435,10 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// GET / over plain HTTP/1.0; None when it cannot connect.
-pub fn http_get(port: u16) -> Option<String> {
+/// GET / from `host:port` over plain HTTP/1.0; None when it cannot connect.
+pub fn http_get(host: &str, port: u16) -> Option<String> {
     let mut s = TcpStream::connect_timeout(
-        &format!("127.0.0.1:{port}").parse().unwrap(),
+        &format!("{host}:{port}").parse().unwrap(),
         Duration::from_secs(2),
     )
     .ok()?;

@@ -15,6 +15,7 @@ pub(crate) struct CreateArgs {
 }
 
 pub(crate) fn run(rt: &Runtime, a: CreateArgs) -> anyhow::Result<ExitCode> {
-    rt.create(&a.bundle.id, &a.bundle.options()).with_context(|| format!("creating container {}", a.bundle.id))?;
+    rt.create(&a.bundle.id, &a.bundle.options())
+        .with_context(|| format!("creating container {}", a.bundle.id))?;
     Ok(ExitCode::SUCCESS)
 }

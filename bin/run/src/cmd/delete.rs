@@ -18,6 +18,7 @@ pub(crate) struct DeleteArgs {
 }
 
 pub(crate) fn run(rt: &Runtime, a: DeleteArgs) -> anyhow::Result<ExitCode> {
-    rt.delete(&a.id, a.force).with_context(|| format!("deleting container {}", a.id))?;
+    rt.delete(&a.id, a.force)
+        .with_context(|| format!("deleting container {}", a.id))?;
     Ok(ExitCode::SUCCESS)
 }

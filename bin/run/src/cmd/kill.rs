@@ -24,6 +24,7 @@ pub(crate) struct KillArgs {
 pub(crate) fn run(rt: &Runtime, a: KillArgs) -> anyhow::Result<ExitCode> {
     let sig = berth_runtime::parse_signal(&a.signal)
         .ok_or_else(|| berth_cli::Usage(format!("unknown signal {:?}", a.signal)))?;
-    rt.kill(&a.id, sig, a.all).with_context(|| format!("killing container {}", a.id))?;
+    rt.kill(&a.id, sig, a.all)
+        .with_context(|| format!("killing container {}", a.id))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -14,6 +14,7 @@ pub(crate) struct StartArgs {
 }
 
 pub(crate) fn run(rt: &Runtime, a: StartArgs) -> anyhow::Result<ExitCode> {
-    rt.start(&a.id).with_context(|| format!("starting container {}", a.id))?;
+    rt.start(&a.id)
+        .with_context(|| format!("starting container {}", a.id))?;
     Ok(ExitCode::SUCCESS)
 }

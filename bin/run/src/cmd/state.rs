@@ -14,7 +14,9 @@ pub(crate) struct StateArgs {
 }
 
 pub(crate) fn run(rt: &Runtime, a: StateArgs) -> anyhow::Result<ExitCode> {
-    let report = rt.state(&a.id).with_context(|| format!("state of container {}", a.id))?;
+    let report = rt
+        .state(&a.id)
+        .with_context(|| format!("state of container {}", a.id))?;
     let text = serde_json::to_string_pretty(&report)?;
     berth_cli::print_line(&text)?;
     Ok(ExitCode::SUCCESS)

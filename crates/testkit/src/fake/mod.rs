@@ -40,6 +40,11 @@ pub enum Fault {
     /// Announce the full Content-Length, send N bytes of the body, then close the
     /// connection. Once; later requests (e.g. `Range: bytes=N-`) are served normally.
     DropAfter(u64),
+    /// Announce the full Content-Length, send N bytes of the body, then hold the connection
+    /// open without sending more until the client goes away (e.g. is killed) or the registry
+    /// is dropped. Once; later requests (e.g. `Range: bytes=N-`) are served normally. Lets a
+    /// test act on a download that is certainly partial, with no race against its speed.
+    StallAfter(u64),
     /// Answer 500 the first K times, then serve normally.
     ServerError(u32),
     /// Answer with this status and an error body. Always.
@@ -58,7 +63,7 @@ impl Fault {
     /// How many requests the fault applies to (`None`: all).
     fn times(&self) -> Option<u32> {
         match self {
-            Fault::DropAfter(_) => Some(1),
+            Fault::DropAfter(_) | Fault::StallAfter(_) => Some(1),
             Fault::ServerError(k) => Some(*k),
             _ => None,
         }
@@ -107,6 +112,8 @@ pub(crate) struct State {
     pub(crate) auth: Auth,
     pub(crate) rules: Mutex<Vec<Rule>>,
     pub(crate) requests: Mutex<Vec<Request>>,
+    /// Set on drop: stalled connections ([`Fault::StallAfter`]) let go.
+    pub(crate) stopped: AtomicBool,
 }
 
 /// The fake registry. Drop stops it (the listener thread is joined).
@@ -167,6 +174,7 @@ impl FakeRegistry {
             auth,
             rules: Mutex::new(Vec::new()),
             requests: Mutex::new(Vec::new()),
+            stopped: AtomicBool::new(false),
         });
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
@@ -239,6 +247,7 @@ impl FakeRegistry {
 impl Drop for FakeRegistry {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
+        self.state.stopped.store(true, Ordering::SeqCst);
         // Wake the accept() call; it sees the flag and returns.
         let _ = TcpStream::connect(self.state.addr);
         if let Some(t) = self.thread.take() {
@@ -480,6 +489,63 @@ mod tests {
             .map(|r| r.range)
             .collect();
         assert_eq!(ranges, [None, Some("bytes=4096-".to_owned())]);
+    }
+
+    /// Sends a GET for `path` and reads the head and exactly `body` bytes of the body.
+    fn get_partial(reg: &FakeRegistry, path: &str, body: usize) -> (TcpStream, Vec<u8>) {
+        let mut s = TcpStream::connect(reg.addr()).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", reg.addr()).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                if raw.len() >= split + 4 + body {
+                    assert_eq!(raw.len(), split + 4 + body, "sent more than asked");
+                    return (s, raw[split + 4..].to_vec());
+                }
+            }
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "closed after {} bytes", raw.len());
+            raw.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    #[test]
+    fn stall_after_holds_the_connection_once_then_resume_works() {
+        let (reg, img) = busybox();
+        let layer = &img.layers[0];
+        let path = blob_path("busybox", &layer.digest);
+        reg.fault(&layer.digest, Fault::StallAfter(4096));
+        let (mut stalled, first) = get_partial(&reg, &path, 4096);
+        // Nothing more comes while the client is there.
+        stalled
+            .set_read_timeout(Some(std::time::Duration::from_millis(300)))
+            .unwrap();
+        let mut buf = [0u8; 16];
+        let err = stalled
+            .read(&mut buf)
+            .expect_err("the connection is held silent");
+        assert!(matches!(
+            err.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ));
+        drop(stalled);
+        let rest = get(&reg, &path, &[("Range", "bytes=4096-")]);
+        assert_eq!(rest.status, 206);
+        let mut whole = first;
+        whole.extend(rest.body);
+        assert_eq!(fixtures::sha256_digest(&whole), layer.digest);
+        assert_eq!(get(&reg, &path, &[]).body.len() as u64, layer.size);
+
+        // Dropping the registry lets a stalled client go: it sees the end of the stream.
+        reg.fault(&layer.digest, Fault::StallAfter(10));
+        let (mut stalled, _) = get_partial(&reg, &path, 10);
+        drop(reg);
+        let mut tail = Vec::new();
+        stalled.read_to_end(&mut tail).unwrap();
+        assert!(tail.is_empty(), "{} more bytes", tail.len());
     }
 
     #[test]

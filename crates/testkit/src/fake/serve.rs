@@ -3,6 +3,7 @@
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -86,7 +87,13 @@ fn respond(state: &State, head: &RequestHead, conn: &mut TcpStream) -> io::Resul
             .send(conn, b"{}", head_only),
         Route::Manifest { name, reference } => match manifest(state, &name, &reference) {
             Some((bytes, media_type)) => {
-                serve_manifest(conn, head_only, &name, &reference, bytes, media_type, fault)
+                let target = ManifestTarget {
+                    name: &name,
+                    reference: &reference,
+                    bytes,
+                    media_type,
+                };
+                serve_manifest(state, conn, head_only, target, fault)
             }
             None => error(conn, 404, "MANIFEST_UNKNOWN", "manifest unknown", head_only),
         },
@@ -95,7 +102,7 @@ fn respond(state: &State, head: &RequestHead, conn: &mut TcpStream) -> io::Resul
                 return error(conn, 404, "DIGEST_INVALID", "invalid digest", head_only);
             }
             match File::open(fixtures::blob_path(&state.layout, &digest)) {
-                Ok(f) => serve_blob(conn, head, &digest, f, fault),
+                Ok(f) => serve_blob(state, conn, head, &digest, f, fault),
                 Err(_) => error(
                     conn,
                     404,
@@ -250,15 +257,27 @@ fn digest_of(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
-fn serve_manifest(
-    conn: &mut TcpStream,
-    head_only: bool,
-    name: &str,
-    reference: &str,
+/// A manifest about to be served.
+struct ManifestTarget<'a> {
+    name: &'a str,
+    reference: &'a str,
     bytes: Vec<u8>,
     media_type: String,
+}
+
+fn serve_manifest(
+    state: &State,
+    conn: &mut TcpStream,
+    head_only: bool,
+    target: ManifestTarget<'_>,
     fault: Option<Fault>,
 ) -> io::Result<()> {
+    let ManifestTarget {
+        name,
+        reference,
+        bytes,
+        media_type,
+    } = target;
     let digest = digest_of(&bytes);
     let (body, media_type, digest_header) = match fault {
         Some(Fault::WrongDigest) => (corrupt(bytes), media_type, digest),
@@ -286,7 +305,7 @@ fn serve_manifest(
             let d = digest_of(&b);
             (b, SCHEMA1.to_owned(), d)
         }
-        Some(Fault::DropAfter(n)) => {
+        Some(Fault::DropAfter(n) | Fault::StallAfter(n)) => {
             let resp = Response::new(200)
                 .header("Content-Type", media_type)
                 .header("Docker-Content-Digest", digest)
@@ -295,7 +314,11 @@ fn serve_manifest(
             if !head_only {
                 conn.write_all(&bytes[..(n as usize).min(bytes.len())])?;
             }
-            return conn.flush();
+            conn.flush()?;
+            if matches!(fault, Some(Fault::StallAfter(_))) && !head_only {
+                hold(state, conn)?;
+            }
+            return Ok(());
         }
         _ => (bytes, media_type, digest),
     };
@@ -306,6 +329,7 @@ fn serve_manifest(
 }
 
 fn serve_blob(
+    state: &State,
     conn: &mut TcpStream,
     head: &RequestHead,
     digest: &str,
@@ -367,11 +391,35 @@ fn serve_blob(
     }
     file.seek(SeekFrom::Start(start))?;
     let to_send = match fault {
-        Some(Fault::DropAfter(n)) => n.min(end - start),
+        Some(Fault::DropAfter(n) | Fault::StallAfter(n)) => n.min(end - start),
         _ => end - start,
     };
     io::copy(&mut (&mut file).take(to_send), conn)?;
-    conn.flush()
+    conn.flush()?;
+    if matches!(fault, Some(Fault::StallAfter(_))) {
+        hold(state, conn)?;
+    }
+    Ok(())
+}
+
+/// Keeps `conn` open without sending anything until the client closes it (or dies) or the
+/// registry is dropped. Whatever the client sends meanwhile is discarded.
+fn hold(state: &State, conn: &mut TcpStream) -> io::Result<()> {
+    conn.set_read_timeout(Some(Duration::from_millis(100)))?;
+    let mut sink = [0u8; 512];
+    while !state.stopped.load(Ordering::SeqCst) {
+        match conn.read(&mut sink) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 fn error(
