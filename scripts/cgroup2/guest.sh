@@ -28,6 +28,14 @@ mount -t devpts -o nosuid,noexec,gid=5,mode=0620,ptmxmode=0666 devpts /dev/pts |
 mount -t tmpfs -o nosuid,nodev shm /dev/shm || fail "mounting /dev/shm"
 mount -t mqueue -o nosuid,nodev,noexec mqueue /dev/mqueue || fail "mounting /dev/mqueue"
 mount -t tmpfs -o nosuid,nodev tmp /tmp || fail "mounting /tmp"
+# The repository comes on its own read-only share, mounted at its host path, so that it is
+# there wherever the clone lives (under /tmp or /run, which the guest covers with tmpfs).
+if [ -s /run/lane/repo ]; then
+    repo=$(cat /run/lane/repo)
+    mkdir -p "$repo" || fail "making $repo"
+    mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288,ro,cache=loose repo "$repo" \
+        || fail "mounting the repository share at $repo"
+fi
 # systemd's options on a pure v2 host
 mount -t cgroup2 -o nosuid,nodev,noexec,nsdelegate,memory_recursiveprot cgroup2 /sys/fs/cgroup \
     || fail "mounting cgroup2 on /sys/fs/cgroup"

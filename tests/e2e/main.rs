@@ -4,9 +4,9 @@
 //!
 //! These tests need root and the Debian packages that `scripts/setup` installs. They fail
 //! loudly when those are missing: a root test that cannot run must not pass quietly.
-mod netns;
 mod mkbundle;
-mod run;
-mod unpack;
-
+mod netns;
 mod pull;
+mod run;
+mod run_verbs;
+mod unpack;

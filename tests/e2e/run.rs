@@ -317,6 +317,56 @@ fn run_passes_the_container_exit_status_through() {
     assert_eq!(out.status.code(), Some(137), "{}", stderr(&out));
 }
 
+// Regression: under parallel load `start` said "its init exited before start" (stopped) for a live init.
+#[test]
+fn parallel_create_start_and_run_all_start_and_a_second_start_says_running() {
+    let mut lab = Lab::new();
+    let n = 12;
+    let made: Vec<(String, PathBuf)> = (0..n)
+        .map(|_| {
+            let id = unique("par");
+            let b = lab.bundle(&id, |c| c["process"]["args"] = json!(["sleep", "1000"]));
+            (id, b)
+        })
+        .collect();
+    let ran: Vec<(String, PathBuf)> = (0..n)
+        .map(|_| {
+            let id = unique("parrun");
+            let b = lab.bundle(&id, |c| {
+                c["process"]["args"] = json!(["sh", "-c", "exit 3"])
+            });
+            (id, b)
+        })
+        .collect();
+    std::thread::scope(|s| {
+        let lab = &lab;
+        for (id, b) in &made {
+            s.spawn(move || {
+                let out = lab.berth(&["create", "-b", b.to_str().unwrap(), id]);
+                assert!(out.status.success(), "create {id}: {}", stderr(&out));
+                let out = lab.berth(&["start", id]);
+                assert!(out.status.success(), "start {id}: {}", stderr(&out));
+            });
+        }
+        for (id, b) in &ran {
+            s.spawn(move || {
+                let out = lab.berth(&["run", "-b", b.to_str().unwrap(), id]);
+                assert_eq!(out.status.code(), Some(3), "run {id}: {}", stderr(&out));
+            });
+        }
+    });
+    for (id, _) in &made {
+        assert_eq!(lab.state(id)["status"], "running", "{id}");
+        let again = lab.berth(&["start", id]);
+        assert_eq!(again.status.code(), Some(1), "{}", stderr(&again));
+        assert!(
+            stderr(&again).contains("is running: only a created container can be started"),
+            "{}",
+            stderr(&again)
+        );
+    }
+}
+
 #[test]
 fn run_reports_missing_and_unexecutable_programs_as_127_and_126() {
     let mut lab = Lab::new();
@@ -606,11 +656,13 @@ fn namespaces_are_new_and_the_cgroup_is_under_berth() {
 fn joined_namespaces_are_shared_with_their_owner() {
     let mut lab = Lab::new();
     // A process in a fresh network and uts namespace to join.
-    let mut holder = Command::new("unshare")
-        .args(["--net", "--uts", "sleep", "1000"])
-        .spawn()
-        .unwrap();
-    let pid = holder.id();
+    let holder = KillOnDrop(
+        Command::new("unshare")
+            .args(["--net", "--uts", "sleep", "1000"])
+            .spawn()
+            .unwrap(),
+    );
+    let pid = holder.0.id();
     wait_until("the holder's namespaces", || {
         std::fs::read_link(format!("/proc/{pid}/ns/net")).ok()
             != std::fs::read_link("/proc/self/ns/net").ok()
@@ -622,9 +674,18 @@ fn joined_namespaces_are_shared_with_their_owner() {
     let v = lab.probe(|c| {
         c["linux"]["namespaces"] = json!([{"type": "pid"}, {"type": "mount"}, {"type": "network", "path": format!("/proc/{pid}/ns/net")}, {"type": "uts", "path": format!("/proc/{pid}/ns/uts")}]);
     });
-    let _ = holder.kill();
-    let _ = holder.wait();
+    drop(holder);
     assert_eq!(v["namespaces"]["net"], want.as_str());
+}
+
+/// A child process killed and reaped when dropped, pass or fail.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 #[test]

@@ -68,7 +68,7 @@ fn main() -> ExitCode {
     }
     let runtime = berth_runtime::Runtime::new(&cli.root);
     berth_cli::main("berth-run", classify, || {
-        cmd::dispatch(&runtime, cli.command)
+        cmd::dispatch(&runtime, &cli.root, cli.command)
     })
 }
 
@@ -80,7 +80,9 @@ fn init_logging(cli: &Cli) -> std::io::Result<()> {
         } else {
             // The hot path (every container start): warnings only, without building an
             // EnvFilter, which costs start-up time and memory.
-            let builder = tracing_subscriber::fmt().with_max_level(tracing::Level::WARN).with_writer(std::io::stderr);
+            let builder = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::WARN)
+                .with_writer(std::io::stderr);
             let _ = match cli.log_format {
                 LogFormat::Text => builder.with_target(false).try_init(),
                 LogFormat::Json => builder.json().try_init(),

@@ -305,14 +305,7 @@ fn mkdir_levels(mount: &Path, dir: &Path, cpuset: bool) -> Result<()> {
         let parent = cur.clone();
         cur.push(comp);
         match fs::create_dir(&cur) {
-            Ok(()) => {
-                if cpuset {
-                    for file in ["cpuset.cpus", "cpuset.mems"] {
-                        let value = read(&parent.join(file))?;
-                        write(&cur.join(file), value.trim())?;
-                    }
-                }
-            }
+            Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(source) => {
                 return Err(Error::Io {
@@ -320,6 +313,16 @@ fn mkdir_levels(mount: &Path, dir: &Path, cpuset: bool) -> Result<()> {
                     path: cur,
                     source,
                 })
+            }
+        }
+        if cpuset {
+            // Whenever the value is empty, not only when we made the directory: another
+            // process may have made it a moment ago and not filled it in yet (as runc does).
+            for file in ["cpuset.cpus", "cpuset.mems"] {
+                if read(&cur.join(file))?.trim().is_empty() {
+                    let value = read(&parent.join(file))?;
+                    write(&cur.join(file), value.trim())?;
+                }
             }
         }
     }

@@ -25,7 +25,11 @@ pub type Classify = fn(&(dyn StdError + 'static)) -> Option<Kind>;
 /// Runs a tool's body, prints a failure once as `TOOL: error: a: b: c`, and maps it to the
 /// exit code of the first classified error in the chain (1 when none is).
 /// A broken pipe on stdout is a quiet exit 0.
-pub fn main(tool: &str, classify: Classify, body: impl FnOnce() -> anyhow::Result<ExitCode>) -> ExitCode {
+pub fn main(
+    tool: &str,
+    classify: Classify,
+    body: impl FnOnce() -> anyhow::Result<ExitCode>,
+) -> ExitCode {
     match body() {
         Ok(code) => code,
         Err(err) => {
@@ -150,7 +154,9 @@ impl std::str::FromStr for LogFormat {
 pub fn init_logging(level: &str, format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr);
     let _ = match format {
         LogFormat::Text => builder.with_target(false).try_init(),
         LogFormat::Json => builder.json().try_init(),

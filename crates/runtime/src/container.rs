@@ -74,6 +74,9 @@ struct Launched {
     dir: PathBuf,
     /// The signal mask before berth-run blocked everything for the clone.
     old_mask: sys::SigSet,
+    /// The sync channel, kept so that `run` can report why an init that died before start
+    /// failed (its last message is still in the socket).
+    chan: Channel,
 }
 
 impl Runtime {
@@ -102,16 +105,23 @@ impl Runtime {
     /// `run`: create and start; in the foreground, wait and return the container's status
     /// (128+N for signal N), then delete it.
     pub fn run(&self, id: &str, opts: &CreateOptions, detach: bool) -> Result<i32> {
-        let launched = self.launch(id, opts)?;
-        let cleanup = |l: &Launched| {
-            let _ = sys::kill(l.pid, libc::SIGKILL);
-            let _ = sys::wait_child(l.pid, true);
-            let _ = self.destroy(&l.state, &l.dir, false);
-        };
+        let mut launched = self.launch(id, opts)?;
         if let Err(e) = self.start_state(&launched.state, &launched.dir) {
-            cleanup(&launched);
+            // The init is still our child: if it already ended, say how, and what it sent.
+            let e = match sys::wait_child(launched.pid, false) {
+                Ok(Some(exit)) => init_ended_before_start(&mut launched.chan, exit, e),
+                _ => {
+                    let _ = sys::kill(launched.pid, libc::SIGKILL);
+                    let _ = sys::wait_child(launched.pid, true);
+                    e
+                }
+            };
+            let _ = self.destroy(&launched.state, &launched.dir, false);
             return Err(e);
         }
+        // From here a failing init (an exec failure) finds nobody listening and says so on
+        // stderr itself.
+        drop(launched.chan);
         if detach {
             sys::set_signal_mask(&launched.old_mask)
                 .map_err(|e| Error::io("restoring the signal mask", e))?;
@@ -427,6 +437,7 @@ impl Runtime {
             state: st,
             dir,
             old_mask,
+            chan,
         })
     }
 
@@ -437,36 +448,42 @@ impl Runtime {
     }
 
     fn start_state(&self, st: &State, dir: &Path) -> Result<()> {
+        let not_created = |status: Status| Error::State {
+            id: st.id.clone(),
+            status: status.as_str().into(),
+            why: ": only a created container can be started",
+        };
+        // The pidfd first, then one status check: a pidfd opened before the start time
+        // matched is the init's, so a later death shows on it (never on a reused pid). Once
+        // the fifo is open the program may run and exit at once.
+        let pidfd = match sys::pidfd_open(st.pid) {
+            Ok(fd) => fd,
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
+                return Err(not_created(Status::Stopped))
+            }
+            Err(e) => return Err(Error::io(format!("pidfd_open {}", st.pid), e)),
+        };
         let status = st.status(dir);
         if status != Status::Created {
-            return Err(Error::State {
-                id: st.id.clone(),
-                status: status.as_str().into(),
-                why: ": only a created container can be started",
-            });
-        }
-        // The pidfd first, checked against the recorded start time: once the fifo is open the
-        // program may run and exit at once.
-        let pidfd =
-            sys::pidfd_open(st.pid).map_err(|e| Error::io(format!("pidfd_open {}", st.pid), e))?;
-        if st.status(dir) != Status::Created {
-            return Err(Error::State {
-                id: st.id.clone(),
-                status: "stopped".into(),
-                why: ": its init exited before start",
-            });
+            return Err(not_created(status));
         }
         let fifo_path = dir.join(FIFO);
-        let fifo = rustix::fs::open(
+        let fifo = match rustix::fs::open(
             &fifo_path,
             OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
             Mode::empty(),
-        )
-        .map_err(|e| Error::File {
-            what: "opening",
-            path: fifo_path.clone(),
-            source: e.into(),
-        })?;
+        ) {
+            Ok(fd) => fd,
+            // Removed since the check: another `start` won; report what the container is now.
+            Err(rustix::io::Errno::NOENT) => return Err(not_created(st.status(dir))),
+            Err(e) => {
+                return Err(Error::File {
+                    what: "opening",
+                    path: fifo_path.clone(),
+                    source: e.into(),
+                })
+            }
+        };
         loop {
             if sys::poll_readable(fifo.as_fd(), 20)
                 .map_err(|e| Error::io("waiting on exec.fifo", e))?
@@ -647,6 +664,33 @@ fn run_create_hooks(h: &Hooks, report: &Report) -> Result<()> {
 }
 
 /// The init closed the channel without a message: say how it ended.
+/// The error for an init (still our child, now reaped) that ended after `Ready` but before it
+/// could be started: the message it sent, if any, else how it ended, else `start`'s error.
+fn init_ended_before_start(chan: &mut Channel, exit: sys::Exit, start_err: Error) -> Error {
+    // The init is gone, so its end of the socket is closed: this read cannot block.
+    if let Ok(Some(ToParent::Failed {
+        kind,
+        message,
+        exec,
+    })) = chan.recv::<ToParent>()
+    {
+        return Error::Setup {
+            kind: kind_from_name(&kind),
+            message,
+            exec,
+        };
+    }
+    let how = match exit {
+        sys::Exit::Code(c) => format!("exit status {c}"),
+        sys::Exit::Signal(s) => format!("signal {s}"),
+    };
+    Error::Setup {
+        kind: berth_kind::Kind::Internal,
+        message: format!("{start_err}: container init ended before start ({how})"),
+        exec: None,
+    }
+}
+
 fn child_failure(_chan: &mut Channel, pid: i32) -> Error {
     let how = match sys::wait_child(pid, true) {
         Ok(Some(e)) => match e {

@@ -8,9 +8,12 @@
 
 pub mod caps;
 mod container;
+pub mod default_spec;
 mod error;
+pub mod features;
 mod hooks;
 mod init;
+pub mod inspect;
 pub mod plan;
 mod rootfs;
 mod seccomp;

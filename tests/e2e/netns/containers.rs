@@ -131,9 +131,9 @@ fn a_berth_mkbundle_container_with_netns_has_the_cni_address() {
     mkbundle_container_sees_the_address("runc");
 }
 
-// Run with `cargo nextest run -p berth-e2e --run-ignored only -E 'test(/berth_run_has/)'`.
+// Once seen failing with "its init exited before start" while berth-run was being rebuilt
+// under it; not reproduced in 1,000+ runs since, and `run` now reports the init's own error.
 #[test]
-#[ignore = "berth-run run sometimes fails with 'its init exited before start' (a race in berth-run, reported)"]
 fn a_berth_mkbundle_container_run_by_berth_run_has_the_cni_address() {
     mkbundle_container_sees_the_address("berth-run");
 }

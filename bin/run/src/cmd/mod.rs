@@ -2,8 +2,12 @@
 
 mod create;
 mod delete;
+mod features;
 mod kill;
+mod list;
+mod ps;
 mod run;
+mod spec;
 mod start;
 mod state;
 
@@ -26,6 +30,21 @@ pub(crate) enum Command {
     Kill(kill::KillArgs),
     /// Delete a stopped container (--force: any container), with its cgroup and state.
     Delete(delete::DeleteArgs),
+    /// Write a default config.json in the bundle directory, as `runc spec` does.
+    Spec(spec::SpecArgs),
+    /// Print the runtime-spec features document: what this berth-run supports.
+    Features(features::FeaturesArgs),
+    /// List the containers under --root.
+    List(list::ListArgs),
+    /// Show the processes in a container's cgroup (ps -ef by default, or their pids as JSON).
+    Ps(ps::PsArgs),
+}
+
+/// `--format` of `list` and `ps`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum Format {
+    Table,
+    Json,
 }
 
 /// Options `create` and `run` share, spelled as runc spells them.
@@ -73,7 +92,11 @@ impl BundleArgs {
     }
 }
 
-pub(crate) fn dispatch(rt: &Runtime, cmd: Command) -> anyhow::Result<ExitCode> {
+pub(crate) fn dispatch(
+    rt: &Runtime,
+    root: &std::path::Path,
+    cmd: Command,
+) -> anyhow::Result<ExitCode> {
     match cmd {
         Command::Create(a) => create::run(rt, a),
         Command::Start(a) => start::run(rt, a),
@@ -81,5 +104,9 @@ pub(crate) fn dispatch(rt: &Runtime, cmd: Command) -> anyhow::Result<ExitCode> {
         Command::State(a) => state::run(rt, a),
         Command::Kill(a) => kill::run(rt, a),
         Command::Delete(a) => delete::run(rt, a),
+        Command::Spec(a) => spec::run(a),
+        Command::Features(a) => features::run(a),
+        Command::List(a) => list::run(root, a),
+        Command::Ps(a) => ps::run(root, a),
     }
 }

@@ -1,0 +1,181 @@
+//! The runtime-spec features document (`berth-run features`): what this build of berth-run
+//! actually implements, in the shape `runc features` prints.
+
+use serde_json::{json, Value};
+
+/// Mount options `plan` turns into flags, attributes or propagation (others go to the
+/// filesystem as data). Sorted, as runc prints them.
+const MOUNT_OPTIONS: &[&str] = &[
+    "async",
+    "atime",
+    "bind",
+    "defaults",
+    "dev",
+    "diratime",
+    "dirsync",
+    "exec",
+    "mand",
+    "noatime",
+    "nodev",
+    "nodiratime",
+    "noexec",
+    "nomand",
+    "norelatime",
+    "nosuid",
+    "private",
+    "rbind",
+    "rdev",
+    "relatime",
+    "remount",
+    "rexec",
+    "rnodev",
+    "rnoexec",
+    "rnosuid",
+    "ro",
+    "rprivate",
+    "rro",
+    "rrw",
+    "rshared",
+    "rslave",
+    "rsuid",
+    "runbindable",
+    "rw",
+    "shared",
+    "slave",
+    "strictatime",
+    "suid",
+    "sync",
+    "unbindable",
+];
+
+/// Namespaces `plan` accepts (new or joined by path).
+const NAMESPACES: &[&str] = &[
+    "cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts",
+];
+
+/// Seccomp actions `seccomp::action` accepts (not SCMP_ACT_NOTIFY: no listener yet).
+const SECCOMP_ACTIONS: &[&str] = &[
+    "SCMP_ACT_ALLOW",
+    "SCMP_ACT_ERRNO",
+    "SCMP_ACT_KILL",
+    "SCMP_ACT_KILL_PROCESS",
+    "SCMP_ACT_KILL_THREAD",
+    "SCMP_ACT_LOG",
+    "SCMP_ACT_TRACE",
+    "SCMP_ACT_TRAP",
+];
+
+const SECCOMP_OPERATORS: &[&str] = &[
+    "SCMP_CMP_EQ",
+    "SCMP_CMP_GE",
+    "SCMP_CMP_GT",
+    "SCMP_CMP_LE",
+    "SCMP_CMP_LT",
+    "SCMP_CMP_MASKED_EQ",
+    "SCMP_CMP_NE",
+];
+
+/// Architectures as the spec names them; kept are those libseccomp parses.
+const SECCOMP_ARCHS: &[&str] = &[
+    "SCMP_ARCH_AARCH64",
+    "SCMP_ARCH_ARM",
+    "SCMP_ARCH_MIPS",
+    "SCMP_ARCH_MIPS64",
+    "SCMP_ARCH_MIPS64N32",
+    "SCMP_ARCH_MIPSEL",
+    "SCMP_ARCH_MIPSEL64",
+    "SCMP_ARCH_MIPSEL64N32",
+    "SCMP_ARCH_PPC",
+    "SCMP_ARCH_PPC64",
+    "SCMP_ARCH_PPC64LE",
+    "SCMP_ARCH_RISCV64",
+    "SCMP_ARCH_S390",
+    "SCMP_ARCH_S390X",
+    "SCMP_ARCH_X32",
+    "SCMP_ARCH_X86",
+    "SCMP_ARCH_X86_64",
+];
+
+/// The features document.
+pub fn features() -> Value {
+    use std::str::FromStr;
+    let archs: Vec<&str> = SECCOMP_ARCHS
+        .iter()
+        .copied()
+        .filter(|a| libseccomp::ScmpArch::from_str(a).is_ok())
+        .collect();
+    let mut annotations = serde_json::Map::new();
+    if let Ok(v) = libseccomp::ScmpVersion::current() {
+        annotations.insert(
+            "io.github.seccomp.libseccomp.version".into(),
+            json!(format!("{}.{}.{}", v.major, v.minor, v.micro)),
+        );
+    }
+    annotations.insert(
+        "org.berth.run.version".into(),
+        json!(env!("CARGO_PKG_VERSION")),
+    );
+    json!({
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": "1.0.2",
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
+        "mountOptions": MOUNT_OPTIONS,
+        "linux": {
+            "namespaces": NAMESPACES,
+            "capabilities": crate::caps::NAMES,
+            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false},
+            "seccomp": {
+                "enabled": true,
+                "actions": SECCOMP_ACTIONS,
+                "operators": SECCOMP_OPERATORS,
+                "archs": archs
+            },
+            "apparmor": {"enabled": false},
+            "selinux": {"enabled": false}
+        },
+        "annotations": annotations
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every mount option listed is one `plan` handles itself, not passed on as fs data.
+    #[test]
+    fn listed_mount_options_are_planned() {
+        let base = r#"{"ociVersion":"1.0.2","process":{"args":["sh"],"cwd":"/","user":{"uid":0,"gid":0}},"root":{"path":"rootfs"},"linux":{"namespaces":[{"type":"mount"}]},"mounts":[{"destination":"/m","type":"tmpfs","source":"tmpfs","options":["OPT"]}]}"#;
+        for o in MOUNT_OPTIONS {
+            let spec: crate::spec::Spec = serde_json::from_str(&base.replace("OPT", o)).unwrap();
+            let opts = crate::plan::PlanOptions {
+                last_cap: 40,
+                ..Default::default()
+            };
+            let plan = crate::plan::build(&spec, std::path::Path::new("/b"), &opts)
+                .unwrap_or_else(|e| panic!("{o}: {e}"));
+            let m = plan.mounts.iter().find(|m| m.dest == "/m").unwrap();
+            assert!(!m.data.contains(o), "{o} passed to the filesystem as data");
+        }
+    }
+
+    #[test]
+    fn actions_and_operators_compile() {
+        for a in SECCOMP_ACTIONS {
+            let s: crate::spec::Seccomp =
+                serde_json::from_str(&format!(r#"{{"defaultAction":"{a}"}}"#)).unwrap();
+            assert!(crate::seccomp::compile(&s).is_ok(), "{a}");
+        }
+        let doc = features();
+        assert_eq!(
+            doc["linux"]["seccomp"]["operators"]
+                .as_array()
+                .unwrap()
+                .len(),
+            7
+        );
+        assert!(doc["linux"]["seccomp"]["archs"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("SCMP_ARCH_X86_64")));
+    }
+}

@@ -1,0 +1,340 @@
+//! berth-run's `spec`, `list` and `ps` end to end, as root, beside runc on the same bundles:
+//! the default config runs under both runtimes; a created and then started container shows
+//! in `list` and `ps` with its real pids and status, as runc shows its own.
+//!
+//! Every test has its own state roots, unique ids and cgroupsPath under /berth/<unique>; the
+//! `Lab` guard force-deletes its containers (both runtimes) and removes the cgroups on drop.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use serde_json::{json, Value};
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+fn unique(tag: &str) -> String {
+    format!(
+        "e2e-v-{tag}-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+struct Lab {
+    dir: tempfile::TempDir,
+    berth_ids: Vec<String>,
+    runc_ids: Vec<String>,
+}
+
+impl Lab {
+    fn new() -> Lab {
+        assert!(
+            rustix::process::geteuid().is_root(),
+            "berth-run end-to-end tests need root"
+        );
+        Lab {
+            dir: tempfile::tempdir().unwrap(),
+            berth_ids: Vec::new(),
+            runc_ids: Vec::new(),
+        }
+    }
+
+    /// Output with stdout/stderr in files: a created container inherits them, and a pipe
+    /// would stay open after the runtime exits.
+    fn exec(&self, cmd: &mut Command) -> Output {
+        let n = SEQ.fetch_add(1, Ordering::SeqCst);
+        let (o, e) = (
+            self.dir.path().join(format!("out-{n}")),
+            self.dir.path().join(format!("err-{n}")),
+        );
+        let status = cmd
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&o).unwrap())
+            .stderr(std::fs::File::create(&e).unwrap())
+            .status()
+            .unwrap();
+        Output {
+            status,
+            stdout: std::fs::read(&o).unwrap(),
+            stderr: std::fs::read(&e).unwrap(),
+        }
+    }
+
+    fn berth(&self, args: &[&str]) -> Output {
+        self.exec(
+            Command::new(berth_testkit::bin_path("berth-run"))
+                .arg("--root")
+                .arg(self.dir.path().join("berth-state"))
+                .args(args),
+        )
+    }
+
+    fn runc(&self, args: &[&str]) -> Output {
+        self.exec(
+            Command::new("runc")
+                .arg("--root")
+                .arg(self.dir.path().join("runc-state"))
+                .args(args),
+        )
+    }
+
+    /// A busybox rootfs and the config `berth-run spec` wrote, with `args`, no terminal and
+    /// a cgroupsPath under /berth (both runtimes would otherwise nest under our own cgroup).
+    fn bundle(&self, name: &str, cgroup: &str, args: Value) -> PathBuf {
+        let b = self.dir.path().join(name);
+        let bin = b.join("rootfs/bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::copy("/bin/busybox", bin.join("busybox"))
+            .expect("busybox-static is installed (scripts/setup)");
+        for c in ["sh", "echo", "sleep", "true", "hostname"] {
+            std::os::unix::fs::symlink("busybox", bin.join(c)).unwrap();
+        }
+        for d in ["proc", "sys", "dev"] {
+            std::fs::create_dir_all(b.join("rootfs").join(d)).unwrap();
+        }
+        let out = self.berth(&["spec", "--bundle", b.to_str().unwrap()]);
+        assert!(out.status.success(), "spec: {}", stderr(&out));
+        let path = b.join("config.json");
+        let mut config: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        config["process"]["terminal"] = json!(false);
+        config["process"]["args"] = args;
+        config["linux"]["cgroupsPath"] = json!(cgroup);
+        std::fs::write(&path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+        b
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for id in &self.berth_ids {
+            let _ = self.berth(&["delete", "--force", id]);
+        }
+        for id in &self.runc_ids {
+            let _ = self.runc(&["delete", "--force", id]);
+        }
+        for id in self.berth_ids.iter().chain(&self.runc_ids) {
+            for dir in cgroup_dirs(&format!("/berth/{id}")) {
+                let _ = std::fs::remove_dir(dir);
+            }
+        }
+    }
+}
+
+fn cgroup_dirs(cg: &str) -> Vec<PathBuf> {
+    let rel = cg.trim_start_matches('/');
+    let mut out: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join(rel))
+        .collect();
+    out.push(Path::new("/sys/fs/cgroup").join(rel));
+    out
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+fn json_of(o: &Output) -> Value {
+    assert!(o.status.success(), "{}", stderr(o));
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)))
+}
+
+#[test]
+fn spec_default_config_runs_under_berth_run_and_runc() {
+    let mut lab = Lab::new();
+    let (berth_id, runc_id) = (unique("spec-b"), unique("spec-r"));
+    lab.berth_ids.push(berth_id.clone());
+    lab.runc_ids.push(runc_id.clone());
+    let args = json!(["sh", "-c", "echo hello from $(hostname)"]);
+    let b1 = lab.bundle("b1", &format!("/berth/{berth_id}"), args.clone());
+    let b2 = lab.bundle("b2", &format!("/berth/{runc_id}"), args);
+
+    // runc's own default differs from ours in nothing.
+    let rdir = lab.dir.path().join("runc-spec");
+    std::fs::create_dir(&rdir).unwrap();
+    let out = lab.exec(Command::new("runc").args(["spec", "--bundle"]).arg(&rdir));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ours = lab.dir.path().join("ours");
+    std::fs::create_dir(&ours).unwrap();
+    assert!(lab
+        .berth(&["spec", "-b", ours.to_str().unwrap()])
+        .status
+        .success());
+    let read = |p: &Path| -> Value {
+        serde_json::from_slice(&std::fs::read(p.join("config.json")).unwrap()).unwrap()
+    };
+    assert_eq!(read(&ours), read(&rdir));
+
+    let out = lab.berth(&["run", "--bundle", b1.to_str().unwrap(), &berth_id]);
+    assert!(out.status.success(), "berth-run run: {}", stderr(&out));
+    let theirs = lab.runc(&["run", "--bundle", b2.to_str().unwrap(), &runc_id]);
+    assert!(theirs.status.success(), "runc run: {}", stderr(&theirs));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello from runc\n");
+    assert_eq!(out.stdout, theirs.stdout);
+}
+
+#[test]
+fn list_and_ps_show_a_container_as_runc_shows_its_own() {
+    let mut lab = Lab::new();
+    let (berth_id, runc_id) = (unique("ls-b"), unique("ls-r"));
+    lab.berth_ids.push(berth_id.clone());
+    lab.runc_ids.push(runc_id.clone());
+    let args = json!(["sh", "-c", "sleep 1000 & exec sleep 1001"]);
+    let b1 = lab.bundle("b1", &format!("/berth/{berth_id}"), args.clone());
+    let b2 = lab.bundle("b2", &format!("/berth/{runc_id}"), args);
+
+    let pid_file = lab.dir.path().join("pid");
+    let out = lab.berth(&[
+        "create",
+        "--bundle",
+        b1.to_str().unwrap(),
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        &berth_id,
+    ]);
+    assert!(out.status.success(), "create: {}", stderr(&out));
+    let pid: i64 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let out = lab.runc(&["create", "--bundle", b2.to_str().unwrap(), &runc_id]);
+    assert!(out.status.success(), "runc create: {}", stderr(&out));
+
+    // list: the same shape and status as runc's, our pid.
+    let ours = json_of(&lab.berth(&["list", "--format", "json"]));
+    let theirs = json_of(&lab.runc(&["list", "--format", "json"]));
+    let (ours, theirs) = (
+        &ours.as_array().unwrap()[..],
+        &theirs.as_array().unwrap()[..],
+    );
+    assert_eq!((ours.len(), theirs.len()), (1, 1));
+    let keys = |v: &Value| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
+    assert_eq!(keys(&ours[0]), keys(&theirs[0]));
+    assert_eq!(ours[0]["id"], berth_id.as_str());
+    assert_eq!(ours[0]["pid"], pid);
+    assert_eq!(ours[0]["status"], "created");
+    assert_eq!(ours[0]["status"], theirs[0]["status"]);
+    assert_eq!(ours[0]["owner"], theirs[0]["owner"]);
+    assert_eq!(ours[0]["bundle"], b1.to_str().unwrap());
+    let table = String::from_utf8(lab.berth(&["list"]).stdout).unwrap();
+    let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(
+        &row[..4],
+        [
+            berth_id.as_str(),
+            &pid.to_string(),
+            "created",
+            b1.to_str().unwrap()
+        ]
+    );
+    let header = String::from_utf8(lab.runc(&["list"]).stdout).unwrap();
+    assert_eq!(
+        table
+            .lines()
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        header
+            .lines()
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        String::from_utf8(lab.berth(&["list", "-q"]).stdout).unwrap(),
+        format!("{berth_id}\n")
+    );
+
+    // ps before start: only the init, as runc's only has its init.
+    let ps = json_of(&lab.berth(&["ps", "--format", "json", &berth_id]));
+    assert_eq!(ps, json!([pid]));
+    let rps = json_of(&lab.runc(&["ps", "--format", "json", &runc_id]));
+    assert_eq!(rps.as_array().unwrap().len(), 1);
+
+    // After start: the init (now `sleep 1001`) and its child, in both runtimes.
+    assert!(lab.berth(&["start", &berth_id]).status.success());
+    assert!(lab.runc(&["start", &runc_id]).status.success());
+    let pids = || -> Vec<i64> {
+        let v = json_of(&lab.berth(&["ps", "--format", "json", &berth_id]));
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_i64().unwrap())
+            .collect()
+    };
+    wait_until("two processes in the cgroup", || pids().len() == 2);
+    let now = pids();
+    assert!(now.contains(&pid), "{now:?}");
+    wait_until("runc's two processes", || {
+        json_of(&lab.runc(&["ps", "--format", "json", &runc_id]))
+            .as_array()
+            .unwrap()
+            .len()
+            == 2
+    });
+    let ours = json_of(&lab.berth(&["list", "--format", "json"]));
+    assert_eq!(ours[0]["status"], "running");
+
+    // The table: ps -ef's header and one line per pid, sleeping.
+    let out = lab.berth(&["ps", &berth_id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].split_whitespace().any(|f| f == "PID"), "{text}");
+    assert_eq!(lines.len(), 3, "{text}");
+    for p in &now {
+        assert!(
+            lines[1..]
+                .iter()
+                .any(|l| l.split_whitespace().nth(1) == Some(&p.to_string())),
+            "{p} in {text}"
+        );
+    }
+    assert!(
+        text.contains("sleep 1000") && text.contains("sleep 1001"),
+        "{text}"
+    );
+    // ps arguments after the id, as runc takes them.
+    let out = lab.berth(&["ps", &berth_id, "-o", "pid,comm"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 3, "{text}");
+    assert!(
+        text.lines()
+            .skip(1)
+            .all(|l| l.trim_end().ends_with("sleep")),
+        "{text}"
+    );
+    let theirs = lab.runc(&["ps", &runc_id, "-o", "pid,comm"]);
+    assert_eq!(String::from_utf8(theirs.stdout).unwrap().lines().count(), 3);
+
+    // After kill: stopped, pid 0, ps empty.
+    assert!(lab
+        .berth(&["kill", "--all", &berth_id, "KILL"])
+        .status
+        .success());
+    wait_until("the container to stop", || {
+        json_of(&lab.berth(&["list", "--format", "json"]))[0]["status"] == "stopped"
+    });
+    assert_eq!(
+        json_of(&lab.berth(&["list", "--format", "json"]))[0]["pid"],
+        0
+    );
+    wait_until("an empty cgroup", || pids().is_empty());
+}
