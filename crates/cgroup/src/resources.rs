@@ -333,6 +333,14 @@ pub(crate) fn shares_to_weight(shares: u64) -> u64 {
     1 + (shares.clamp(2, 262_144) - 2) * 9999 / 262_142
 }
 
+/// blkio.weight (10..1000) to io.weight (1..10000), the conversion runc and crun use.
+pub(crate) fn blkio_to_io_weight(weight: u16) -> u64 {
+    if weight == 0 {
+        return 0;
+    }
+    1 + (u64::from(weight.clamp(10, 1000)) - 10) * 9999 / 990
+}
+
 pub(crate) fn apply_v2(dir: &Path, res: &Resources) -> Result<()> {
     if let Some(cpu) = &res.cpu {
         if let Some(s) = cpu.shares {
@@ -389,7 +397,16 @@ pub(crate) fn apply_v2(dir: &Path, res: &Resources) -> Result<()> {
     }
     if let Some(b) = &res.block_io {
         if let Some(w) = b.weight {
-            write(&dir.join("io.weight"), &format!("default {w}"))?;
+            // As runc: BFQ takes the blkio range as is; io.weight wants its own range.
+            let bfq = dir.join("io.bfq.weight");
+            if bfq.exists() {
+                write(&bfq, &w.to_string())?;
+            } else {
+                write(
+                    &dir.join("io.weight"),
+                    &format!("default {}", blkio_to_io_weight(w)),
+                )?;
+            }
         }
         for (key, list) in [
             ("rbps", &b.throttle_read_bps_device),
@@ -485,6 +502,13 @@ mod tests {
         assert_eq!(shares_to_weight(2), 1);
         assert_eq!(shares_to_weight(1024), 39);
         assert_eq!(shares_to_weight(262_144), 10_000);
+    }
+
+    #[test]
+    fn blkio_weights_convert_to_io_weights_like_runc() {
+        assert_eq!(blkio_to_io_weight(10), 1);
+        assert_eq!(blkio_to_io_weight(300), 2930);
+        assert_eq!(blkio_to_io_weight(1000), 10_000);
     }
 
     #[test]
