@@ -338,3 +338,177 @@ fn list_and_ps_show_a_container_as_runc_shows_its_own() {
     );
     wait_until("an empty cgroup", || pids().is_empty());
 }
+
+/// Whether the container's cgroup is frozen: the v1 freezer reads FROZEN, or (pure v2 host)
+/// `cgroup.events` says `frozen 1`.
+fn frozen_on_host(cg: &str) -> bool {
+    let v1 = Path::new("/sys/fs/cgroup/freezer")
+        .join(cg.trim_start_matches('/'))
+        .join("freezer.state");
+    if let Ok(s) = std::fs::read_to_string(&v1) {
+        return s.trim() == "FROZEN";
+    }
+    let events = Path::new("/sys/fs/cgroup")
+        .join(cg.trim_start_matches('/'))
+        .join("cgroup.events");
+    std::fs::read_to_string(events).is_ok_and(|s| s.lines().any(|l| l == "frozen 1"))
+}
+
+#[test]
+fn pause_resume_and_force_delete_of_a_paused_container() {
+    let mut lab = Lab::new();
+    let id = unique("pause");
+    lab.berth_ids.push(id.clone());
+    let cg = format!("/berth/{id}");
+    let b = lab.bundle("b", &cg, json!(["sleep", "1000"]));
+    let out = lab.berth(&["run", "--detach", "--bundle", b.to_str().unwrap(), &id]);
+    assert!(out.status.success(), "run: {}", stderr(&out));
+    let state = json_of(&lab.berth(&["state", &id]));
+    assert_eq!(state["status"], "running");
+    let pid = state["pid"].as_i64().unwrap();
+
+    // resume of a running container: one line, exit 1, as runc.
+    let out = lab.berth(&["resume", &id]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("container not paused"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+
+    let out = lab.berth(&["pause", &id]);
+    assert!(out.status.success(), "pause: {}", stderr(&out));
+    assert_eq!(json_of(&lab.berth(&["state", &id]))["status"], "paused");
+    let listed = json_of(&lab.berth(&["list", "--format", "json"]));
+    assert_eq!(listed[0]["status"], "paused");
+    assert!(frozen_on_host(&cg), "the freezer does not say frozen");
+    let out = lab.berth(&["pause", &id]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "pausing twice: {}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("container not running"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = lab.berth(&["resume", &id]);
+    assert!(out.status.success(), "resume: {}", stderr(&out));
+    assert_eq!(json_of(&lab.berth(&["state", &id]))["status"], "running");
+    assert!(!frozen_on_host(&cg));
+
+    let out = lab.berth(&["pause", &id]);
+    assert!(out.status.success(), "pause again: {}", stderr(&out));
+    assert_eq!(json_of(&lab.berth(&["state", &id]))["status"], "paused");
+    let out = lab.berth(&["delete", &id]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "delete of a paused one needs --force"
+    );
+    let out = lab.berth(&["delete", "--force", &id]);
+    assert!(out.status.success(), "delete --force: {}", stderr(&out));
+    wait_until("the init to be gone", || {
+        !Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| !s.contains("sleep"))
+    });
+    for dir in cgroup_dirs(&cg) {
+        assert!(!dir.exists(), "{} is left", dir.display());
+    }
+    let out = lab.berth(&["state", &id]);
+    assert_eq!(out.status.code(), Some(3), "the state is gone");
+}
+
+#[test]
+fn kill_of_a_paused_container_with_sigkill_ends_it() {
+    let mut lab = Lab::new();
+    let id = unique("pkill");
+    lab.berth_ids.push(id.clone());
+    let cg = format!("/berth/{id}");
+    let b = lab.bundle("b", &cg, json!(["sleep", "1000"]));
+    let out = lab.berth(&["run", "--detach", "--bundle", b.to_str().unwrap(), &id]);
+    assert!(out.status.success(), "run: {}", stderr(&out));
+    let out = lab.berth(&["pause", &id]);
+    assert!(out.status.success(), "pause: {}", stderr(&out));
+    let out = lab.berth(&["kill", &id, "KILL"]);
+    assert!(out.status.success(), "kill: {}", stderr(&out));
+    wait_until("the container to stop", || {
+        json_of(&lab.berth(&["state", &id]))["status"] == "stopped"
+    });
+    let out = lab.berth(&["delete", &id]);
+    assert!(out.status.success(), "delete: {}", stderr(&out));
+    for dir in cgroup_dirs(&cg) {
+        assert!(!dir.exists(), "{} is left", dir.display());
+    }
+}
+
+/// The differential: runc's pause and resume of the same bundle give the same statuses and the
+/// same refusals (exit 1, runc's words) as berth-run's.
+#[test]
+fn pause_and_resume_match_runc() {
+    let mut lab = Lab::new();
+    let (berth_id, runc_id) = (unique("pdiff-b"), unique("pdiff-r"));
+    lab.berth_ids.push(berth_id.clone());
+    lab.runc_ids.push(runc_id.clone());
+    let args = json!(["sleep", "1000"]);
+    let b1 = lab.bundle("b1", &format!("/berth/{berth_id}"), args.clone());
+    let b2 = lab.bundle("b2", &format!("/berth/{runc_id}"), args);
+    let out = lab.berth(&[
+        "run",
+        "--detach",
+        "--bundle",
+        b1.to_str().unwrap(),
+        &berth_id,
+    ]);
+    assert!(out.status.success(), "run: {}", stderr(&out));
+    let out = lab.runc(&[
+        "run",
+        "--detach",
+        "--bundle",
+        b2.to_str().unwrap(),
+        &runc_id,
+    ]);
+    assert!(out.status.success(), "runc run: {}", stderr(&out));
+    let status = |o: Output| json_of(&o)["status"].as_str().unwrap().to_string();
+    for (verb, want_status, refused) in [
+        ("resume", "running", Some("container not paused")),
+        ("pause", "paused", None),
+        ("pause", "paused", Some("container not running")),
+        ("resume", "running", None),
+    ] {
+        let ours = lab.berth(&[verb, &berth_id]);
+        let theirs = lab.runc(&[verb, &runc_id]);
+        assert_eq!(
+            ours.status.code(),
+            theirs.status.code(),
+            "{verb}: {}",
+            stderr(&ours)
+        );
+        match refused {
+            Some(words) => {
+                assert_eq!(ours.status.code(), Some(1), "{verb}");
+                assert!(stderr(&ours).contains(words), "{verb}: {}", stderr(&ours));
+                assert!(
+                    stderr(&theirs).contains(words),
+                    "runc {verb}: {}",
+                    stderr(&theirs)
+                );
+            }
+            None => assert!(ours.status.success(), "{verb}: {}", stderr(&ours)),
+        }
+        let (s1, s2) = (
+            status(lab.berth(&["state", &berth_id])),
+            status(lab.runc(&["state", &runc_id])),
+        );
+        assert_eq!(
+            (s1.as_str(), s2.as_str()),
+            (want_status, want_status),
+            "after {verb}"
+        );
+    }
+}

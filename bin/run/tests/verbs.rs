@@ -255,3 +255,27 @@ fn ps_of_a_missing_container_exits_3() {
     let out = berth_run(&["--root", root, "ps", "--format", "json", "nope"]);
     assert_eq!(out.status.code(), Some(3));
 }
+
+#[test]
+fn pause_and_resume_need_a_live_container() {
+    let text = String::from_utf8(berth_run(&["--help"]).stdout).unwrap();
+    assert!(text.contains("pause") && text.contains("resume"), "{text}");
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path().to_str().unwrap();
+    for verb in ["pause", "resume"] {
+        let out = berth_run(&["--root", r, verb, "missing"]);
+        assert_eq!(out.status.code(), Some(3), "{verb} of a missing container");
+        let out = berth_run(&[verb]);
+        assert_eq!(out.status.code(), Some(2), "{verb} without an id");
+    }
+    fake_state(root.path(), "gone", "{}");
+    let out = berth_run(&["--root", r, "pause", "gone"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("container not running"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let out = berth_run(&["--root", r, "resume", "gone"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("container not paused"), "{err}");
+}

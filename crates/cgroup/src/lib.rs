@@ -4,6 +4,7 @@
 //! `linux.resources` to it, and removing it.
 #![forbid(unsafe_code)]
 
+mod freezer;
 mod resources;
 
 use std::collections::BTreeMap;

@@ -544,25 +544,71 @@ impl Runtime {
             })? {
                 let _ = sys::kill(pid, signal);
             }
-            return Ok(());
+        } else {
+            signal_init(&st, signal)?;
         }
-        signal_init(&st, signal)
+        // A v1 frozen task does not act on SIGKILL until thawed: thaw after it, as runc does.
+        if status == Status::Paused && signal == libc::SIGKILL {
+            let _ = container_cgroup(&st).map(|cg| cg.thaw());
+        }
+        Ok(())
+    }
+
+    /// `pause`: freezes a running container's cgroup (runc: "container not running" otherwise).
+    pub fn pause(&self, id: &str) -> Result<()> {
+        let (st, dir) = self.load(id)?;
+        let status = st.status(&dir);
+        if status != Status::Running {
+            return Err(Error::State {
+                id: id.into(),
+                status: status.as_str().into(),
+                why: ": container not running",
+            });
+        }
+        container_cgroup(&st)?
+            .freeze()
+            .map_err(|source| Error::Cgroup {
+                path: st.cgroup_path.clone(),
+                source,
+            })
+    }
+
+    /// `resume`: thaws a paused container's cgroup (runc: "container not paused" otherwise).
+    pub fn resume(&self, id: &str) -> Result<()> {
+        let (st, dir) = self.load(id)?;
+        let status = st.status(&dir);
+        if status != Status::Paused {
+            return Err(Error::State {
+                id: id.into(),
+                status: status.as_str().into(),
+                why: ": container not paused",
+            });
+        }
+        container_cgroup(&st)?
+            .thaw()
+            .map_err(|source| Error::Cgroup {
+                path: st.cgroup_path.clone(),
+                source,
+            })
     }
 
     /// `delete`: removes a stopped (or, with `force`, any) container: its init, cgroup and state.
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {
         let (st, dir) = self.load(id)?;
         match st.status(&dir) {
-            Status::Running if !force => {
+            status @ (Status::Running | Status::Paused) if !force => {
                 return Err(Error::State {
                     id: id.into(),
-                    status: "running".into(),
+                    status: status.as_str().into(),
                     why: ": stop it first or use --force",
                 })
             }
             Status::Stopped => {}
-            _ => {
+            status => {
                 let _ = signal_init(&st, libc::SIGKILL);
+                if status == Status::Paused {
+                    let _ = container_cgroup(&st).map(|cg| cg.thaw());
+                }
                 wait_gone(&st)?;
             }
         }
@@ -576,6 +622,9 @@ impl Runtime {
             source,
         })?;
         let cg = Cgroup::at(&layout, &st.cgroup_path);
+        // Still frozen (paused, or the init died with others left frozen): thaw after the
+        // first SIGKILL, or the killed tasks never exit and the cgroup cannot be removed.
+        let mut frozen = cg.is_frozen().unwrap_or(false);
         for _ in 0..100 {
             let procs = cg.procs().unwrap_or_default();
             if procs.is_empty() {
@@ -584,7 +633,14 @@ impl Runtime {
             for pid in procs {
                 let _ = sys::kill(pid, libc::SIGKILL);
             }
+            if frozen {
+                let _ = cg.thaw();
+                frozen = false;
+            }
             std::thread::sleep(Duration::from_millis(2));
+        }
+        if frozen {
+            let _ = cg.thaw();
         }
         let hook_result = if hooks {
             hooks::run("poststop", &st.poststop, &st.report(Status::Stopped))
@@ -605,6 +661,15 @@ impl Runtime {
         }
         Ok(())
     }
+}
+
+/// The container's cgroup on this host.
+fn container_cgroup(st: &State) -> Result<Cgroup> {
+    let layout = Layout::detect().map_err(|source| Error::Cgroup {
+        path: st.cgroup_path.clone(),
+        source,
+    })?;
+    Ok(Cgroup::at(&layout, &st.cgroup_path))
 }
 
 /// Names and host directories of the container's cgroup in each hierarchy, as a `cgroup`

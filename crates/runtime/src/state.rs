@@ -32,13 +32,15 @@ pub struct State {
     pub poststop: Vec<Hook>,
 }
 
-/// created / running / stopped, as the OCI runtime spec names them.
+/// created / running / stopped, as the OCI runtime spec names them, and runc's `paused`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Creating,
     Created,
     Running,
+    /// Running, with its cgroup frozen by `pause`.
+    Paused,
     Stopped,
 }
 
@@ -48,6 +50,7 @@ impl Status {
             Status::Creating => "creating",
             Status::Created => "created",
             Status::Running => "running",
+            Status::Paused => "paused",
             Status::Stopped => "stopped",
         }
     }
@@ -111,7 +114,8 @@ impl State {
     }
 
     /// The status now: stopped when the init is gone, a zombie, or a different process with a
-    /// reused pid; created while exec.fifo exists; running otherwise.
+    /// reused pid; created while exec.fifo exists; paused when its cgroup is frozen (as runc
+    /// derives it from the freezer); running otherwise.
     pub fn status(&self, dir: &Path) -> Status {
         match proc_stat(self.pid) {
             Some((state, start))
@@ -119,12 +123,23 @@ impl State {
             {
                 if dir.join(FIFO).exists() {
                     Status::Created
+                } else if self.frozen() {
+                    Status::Paused
                 } else {
                     Status::Running
                 }
             }
             _ => Status::Stopped,
         }
+    }
+
+    /// Whether the container's cgroup is frozen; a cgroup that cannot be read is not.
+    fn frozen(&self) -> bool {
+        berth_cgroup::Layout::detect().is_ok_and(|layout| {
+            berth_cgroup::Cgroup::at(&layout, &self.cgroup_path)
+                .is_frozen()
+                .unwrap_or(false)
+        })
     }
 
     pub fn report(&self, status: Status) -> Report {

@@ -5,7 +5,9 @@ mod delete;
 mod features;
 mod kill;
 mod list;
+mod pause;
 mod ps;
+mod resume;
 mod run;
 mod spec;
 mod start;
@@ -38,6 +40,10 @@ pub(crate) enum Command {
     List(list::ListArgs),
     /// Show the processes in a container's cgroup (ps -ef by default, or their pids as JSON).
     Ps(ps::PsArgs),
+    /// Freeze every process of a running container (its cgroup freezer); state: paused.
+    Pause(pause::PauseArgs),
+    /// Thaw a paused container: its processes run again.
+    Resume(resume::ResumeArgs),
 }
 
 /// `--format` of `list` and `ps`.
@@ -108,5 +114,7 @@ pub(crate) fn dispatch(
         Command::Features(a) => features::run(a),
         Command::List(a) => list::run(root, a),
         Command::Ps(a) => ps::run(root, a),
+        Command::Pause(a) => pause::run(rt, a),
+        Command::Resume(a) => resume::run(rt, a),
     }
 }
