@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Benchmark: berth-pull against `skopeo copy docker://… oci:…`, both from the same local
 # docker-registry into fresh stores, alternating, RUNS runs each (default 10), for the
-# large fixture image and busybox. Prints per-image medians, the ratio berth/skopeo and the
-# peak RSS of each tool (from /usr/bin/time -v).
+# large fixture image and busybox. Prints per-image medians of wall time and of CPU time
+# (user+sys, which the load of a shared machine disturbs less), the ratios berth/skopeo,
+# the peak RSS of each tool (from /usr/bin/time -v) and the load average.
 #
 #   scripts/bench/pull.sh            # RUNS=10
 #   RUNS=20 scripts/bench/pull.sh
@@ -56,20 +57,22 @@ for img in busybox:gzip large:latest; do
     "oci:$work/images:$img" "docker://$addr/bench/$img"
 done
 
-# run LABEL CMD... -> appends "seconds maxrss_kb" to $work/LABEL.times
+# run LABEL CMD... -> appends "seconds maxrss_kb cpu_seconds" to $work/LABEL.times
 run() {
   local label=$1; shift
   /usr/bin/time -v -o "$work/time.out" "$@" >/dev/null 2>"$work/err.out" || {
     echo "pull.sh: $label failed:" >&2; cat "$work/err.out" >&2; exit 1; }
-  local wall rss
+  local wall rss user sys
   wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$work/time.out")
   rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/time.out")
+  user=$(awk -F': ' '/User time \(seconds\)/ {print $2}' "$work/time.out")
+  sys=$(awk -F': ' '/System time \(seconds\)/ {print $2}' "$work/time.out")
   # wall is [h:]m:ss.ss
-  python3 - "$wall" "$rss" >>"$work/$label.times" <<'PY'
+  python3 - "$wall" "$rss" "$user" "$sys" >>"$work/$label.times" <<'PY'
 import sys
 parts = [float(p) for p in sys.argv[1].split(":")]
 secs = sum(p * 60 ** i for i, p in enumerate(reversed(parts)))
-print(f"{secs:.3f} {sys.argv[2]}")
+print(f"{secs:.3f} {sys.argv[2]} {float(sys.argv[3]) + float(sys.argv[4]):.3f}")
 PY
 }
 
@@ -83,17 +86,21 @@ for img in busybox:gzip large:latest; do
   done
 done
 
-python3 - "$work" "$RUNS" <<'PY'
+python3 - "$work" "$RUNS" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'PY'
 import statistics, sys
-work, runs = sys.argv[1], sys.argv[2]
-print(f"berth-pull vs skopeo copy, {runs} alternating runs each, fresh stores, local docker-registry")
-print(f"{'image':10} {'berth median s':>15} {'skopeo median s':>16} {'ratio':>7} {'berth peak RSS':>15} {'skopeo peak RSS':>16}")
+work, runs, load = sys.argv[1], sys.argv[2], sys.argv[3]
+print(f"berth-pull vs skopeo copy, {runs} alternating runs each, fresh stores on {work} "
+      f"(local docker-registry; load average at the end: {load})")
+print(f"{'image':8} {'berth s':>8} {'skopeo s':>9} {'ratio':>6}   {'berth cpu':>9} {'skopeo cpu':>10} "
+      f"{'ratio':>6}   {'berth RSS':>9} {'skopeo RSS':>10}")
 for name in ["busybox", "large"]:
-    def load(tool):
+    def load_times(tool):
         rows = [l.split() for l in open(f"{work}/{tool}-{name}.times") if l.strip()]
-        return [float(r[0]) for r in rows], [int(r[1]) for r in rows]
-    bt, br = load("berth")
-    st, sr = load("skopeo")
+        return [float(r[0]) for r in rows], [int(r[1]) for r in rows], [float(r[2]) for r in rows]
+    bt, br, bc = load_times("berth")
+    st, sr, sc = load_times("skopeo")
     b, s = statistics.median(bt), statistics.median(st)
-    print(f"{name:10} {b:15.3f} {s:16.3f} {b / s:7.2f} {max(br) / 1024:12.1f} MB {max(sr) / 1024:13.1f} MB")
+    b_cpu, s_cpu = statistics.median(bc), statistics.median(sc)
+    print(f"{name:8} {b:8.3f} {s:9.3f} {b / s:6.2f}   {b_cpu:9.3f} {s_cpu:10.3f} {b_cpu / s_cpu:6.2f}   "
+          f"{max(br) / 1024:6.1f} MB {max(sr) / 1024:7.1f} MB")
 PY

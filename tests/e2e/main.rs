@@ -4,9 +4,16 @@
 //!
 //! These tests need root and the Debian packages that `scripts/setup` installs. They fail
 //! loudly when those are missing: a root test that cannot run must not pass quietly.
+mod cgroup2;
+mod engines;
 mod mkbundle;
 mod netns;
 mod pull;
 mod run;
+mod run_cgroup_join;
+mod run_checkpoint;
+mod run_update;
+mod run_exec;
+mod run_specgaps;
 mod run_verbs;
 mod unpack;

@@ -393,6 +393,7 @@ fn image_from_stdin_json_output_and_remove_twice() {
     assert_eq!(v["process"]["args"], serde_json::json!(["echo", "hi"]));
     assert_eq!(v["process"]["user"]["uid"], 0);
     assert!(v["image"].as_str().unwrap().contains("@sha256:"), "{v}");
+    assert_eq!(v["volatile"], true, "{v}");
     assert!(v["mounts"]
         .as_array()
         .unwrap()
@@ -426,11 +427,16 @@ fn image_from_stdin_json_output_and_remove_twice() {
 #[test]
 fn errors_are_one_line_and_leave_nothing_behind() {
     let mut env = Env::new().with_fixture("busybox:gzip");
-    let cases: [(&[&str], i32, &str); 6] = [
+    let cases: [(&[&str], i32, &str); 7] = [
         (
             &["--user", "mallory", "busybox:gzip"],
             3,
             "unable to find user \"mallory\"",
+        ),
+        (
+            &["--group-add", "ghosts", "busybox:gzip"],
+            3,
+            "unable to find group \"ghosts\"",
         ),
         (
             &[
@@ -700,4 +706,262 @@ fn runc_oracle_is_installed() -> Result<()> {
         bail!("runc --version failed");
     }
     Ok(())
+}
+
+/// A named network namespace (`ip netns add`), deleted on drop.
+struct NetNs(String);
+
+impl NetNs {
+    fn new() -> NetNs {
+        let name = unique("ns");
+        let out = Command::new("ip")
+            .args(["netns", "add", &name])
+            .output()
+            .expect("running ip netns add");
+        assert!(
+            out.status.success(),
+            "ip netns add: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        NetNs(name)
+    }
+
+    fn path(&self) -> String {
+        format!("/run/netns/{}", self.0)
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+    }
+}
+
+/// Removes a cgroup parent that runc made under /berth (in every v1 hierarchy, or v2).
+struct CgroupParent(String);
+
+impl Drop for CgroupParent {
+    fn drop(&mut self) {
+        let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") else {
+            return;
+        };
+        let mut dirs: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path().join("berth").join(&self.0))
+            .collect();
+        dirs.push(Path::new("/sys/fs/cgroup/berth").join(&self.0));
+        for d in dirs {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
+#[test]
+fn env_file_entrypoint_group_add_annotations_and_resources_reach_the_container() {
+    let mut env = Env::new().with_fixture("busybox:gzip");
+    let env_file = env.tmp.path().join("app.env");
+    std::fs::write(&env_file, "# settings\nFROM_FILE=file\nOVERRIDDEN=file\n\n").unwrap();
+    let netns = NetNs::new();
+    let parent = CgroupParent(unique("parent"));
+    let id = unique("opts");
+    let bundle = env.make(
+        "opts",
+        &[
+            "--id", &id, "--env-file", env_file.to_str().unwrap(), "-e", "OVERRIDDEN=flag",
+            "--user", "app:app", "--group-add", "extra", "--group-add", "4242",
+            "--annotation", "org.example.owner=team-a", "--cgroup-parent", &parent.0,
+            "--cpu-shares", "512", "--cpuset-cpus", "0", "--memory", "64m", "--memory-swap", "96m",
+            "--shm-size", "8m", "--netns", &netns.path(), "--sysctl", "net.ipv4.ip_forward=1",
+            "--entrypoint", "/bin/sh", "busybox:gzip", "--",
+            "-c",
+            "echo env=$FROM_FILE,$OVERRIDDEN; id; echo args=$0; echo net=$(readlink /proc/self/ns/net); \
+             echo fwd=$(cat /proc/sys/net/ipv4/ip_forward); grep ' /dev/shm ' /proc/self/mountinfo; \
+             grep -E '^[0-9]+:memory:' /proc/self/cgroup; echo shares=$(cat /sys/fs/cgroup/cpu/cpu.shares); \
+             echo cpuset=$(cat /sys/fs/cgroup/cpuset/cpuset.cpus); \
+             echo memsw=$(cat /sys/fs/cgroup/memory/memory.memsw.limit_in_bytes); \
+             grep ' / / ' /proc/self/mountinfo",
+        ],
+    );
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["annotations"]["org.example.owner"], "team-a");
+    assert_eq!(config["process"]["args"][0], "/bin/sh");
+    let (code, out) = env.runc(&bundle);
+    assert_eq!(code, 0, "container failed: {out}");
+    assert_eq!(line(&out, "env="), "env=file,flag");
+    // An explicit group drops the image's supplementary groups; --group-add adds its own.
+    assert!(
+        line(&out, "uid=").starts_with("uid=1000(app) gid=1000(app) groups=1001(extra),4242"),
+        "{out}"
+    );
+    assert_eq!(line(&out, "args="), "args=/bin/sh");
+    let ns = std::fs::metadata(netns.path()).unwrap();
+    assert_eq!(
+        line(&out, "net="),
+        format!("net=net:[{}]", std::os::unix::fs::MetadataExt::ino(&ns))
+    );
+    assert_eq!(line(&out, "fwd="), "fwd=1");
+    assert!(out.contains("size=8192k"), "/dev/shm is not 8m: {out}");
+    // A relative --cgroup-parent goes under /berth, never under the caller's cgroup.
+    assert!(
+        out.contains(&format!(":memory:/berth/{}/{id}\n", parent.0)),
+        "{out}"
+    );
+    assert_eq!(line(&out, "shares="), "shares=512");
+    assert_eq!(line(&out, "cpuset="), "cpuset=0");
+    assert_eq!(line(&out, "memsw="), format!("memsw={}", 96 << 20));
+    // The default overlay is volatile (docs/bundles.md, "Durability").
+    let root = out
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some("/"))
+        .unwrap_or_else(|| panic!("no / in mountinfo: {out}"));
+    assert!(
+        root.contains(" - overlay ") && root.contains("volatile"),
+        "{root}"
+    );
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("berth-bundle.json")).unwrap()).unwrap();
+    assert_eq!(record["volatile"], true);
+}
+
+#[test]
+fn durable_bundle_has_no_volatile_overlay_and_removes_cleanly() {
+    let mut env = Env::new().with_fixture("busybox:gzip");
+    let bundle = env.make("durable", &["--durable", "busybox:gzip", "--", "true"]);
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let rootfs = bundle.join("rootfs");
+    let mount = info
+        .lines()
+        .find(|l| l.split(' ').nth(4) == rootfs.to_str())
+        .unwrap_or_else(|| panic!("{} is not mounted", rootfs.display()));
+    assert!(!mount.contains("volatile"), "{mount}");
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("berth-bundle.json")).unwrap()).unwrap();
+    assert_eq!(record["volatile"], false);
+
+    // A volatile bundle leaves work/work/incompat/volatile behind; --remove deletes it all,
+    // also after a reboot (simulated: the rootfs unmounted under the bundle's feet).
+    let volatile = env.make("volatile", &["busybox:gzip", "--", "true"]);
+    assert!(volatile.join("work/work/incompat/volatile").is_dir());
+    let out = Command::new("umount")
+        .arg(volatile.join("rootfs"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for b in [&bundle, &volatile] {
+        let out = env.mkbundle(&["--remove", b.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!b.exists() && !mounted_under(b));
+    }
+}
+
+#[test]
+fn tty_bundle_gets_a_terminal_over_runcs_console_socket() {
+    use std::io::Read;
+    use std::os::fd::AsFd;
+    let mut env = Env::new().with_fixture("busybox:gzip");
+    let bundle = env.make(
+        "tty",
+        &[
+            "--tty", "busybox:gzip", "--", "sh", "-c",
+            "test -t 0 && test -t 1 && echo is-a-tty; echo term=$TERM; echo tty=$(readlink /proc/self/fd/0); echo done",
+        ],
+    );
+    let id = bundle.file_name().unwrap().to_str().unwrap().to_string();
+    let sock = env.tmp.path().join("console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let runc = |args: &[&str]| {
+        Command::new("runc")
+            .arg("--root")
+            .arg(env.tmp.path().join("runc"))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("running runc")
+    };
+    let out = runc(&[
+        "create",
+        "--console-socket",
+        sock.to_str().unwrap(),
+        "--bundle",
+        bundle.to_str().unwrap(),
+        &id,
+    ]);
+    assert!(
+        out.status.success(),
+        "runc create: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (conn, _) = listener.accept().unwrap();
+    let master = berth_sys::recv_fd(conn.as_fd()).unwrap();
+    let out = runc(&["start", &id]);
+    assert!(
+        out.status.success(),
+        "runc start: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Read until the container is done (EIO once the last slave fd closes).
+    let mut f = std::fs::File::from(master);
+    let (mut text, mut buf) = (String::new(), [0u8; 256]);
+    while !text.contains("done") {
+        match f.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => text.push_str(&String::from_utf8_lossy(&buf[..n])),
+        }
+    }
+    assert!(text.contains("is-a-tty"), "{text}");
+    assert!(text.contains("term=xterm"), "{text}");
+    assert!(text.contains("tty=/dev/pts/"), "{text}");
+}
+
+#[test]
+fn userns_maps_a_non_root_user_and_separate_gid_maps() {
+    let mut env = Env::new().with_fixture("busybox:gzip");
+    // A user namespace's root must pass through the bundle's ancestors.
+    std::fs::set_permissions(
+        env.tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o711),
+    )
+    .unwrap();
+    let out = env.run_sh(
+        "userns-app",
+        &[
+            "--userns",
+            "uid=0:100000:65536;gid=0:200000:65536",
+            "--user",
+            "app",
+        ],
+        "echo uidmap=$(cat /proc/self/uid_map); echo gidmap=$(cat /proc/self/gid_map); id; \
+         echo owner=$(stat -c %u:%g /bin/busybox); grep -E '^CapEff:' /proc/self/status",
+    );
+    let words = |l: &str| l.split_whitespace().map(String::from).collect::<Vec<_>>();
+    assert_eq!(
+        words(line(&out, "uidmap=")),
+        ["uidmap=", "0", "100000", "65536"],
+        "{out}"
+    );
+    assert_eq!(
+        words(line(&out, "gidmap=")),
+        ["gidmap=", "0", "200000", "65536"],
+        "{out}"
+    );
+    assert!(
+        line(&out, "uid=").starts_with("uid=1000(app) gid=1000(app) groups=1001(extra)"),
+        "{out}"
+    );
+    // The image's files are not chowned: owned by host root, unmapped in the namespace.
+    assert_eq!(line(&out, "owner="), "owner=65534:65534", "{out}");
+    assert_eq!(
+        line(&out, "CapEff:").split_whitespace().nth(1),
+        Some("0000000000000000"),
+        "{out}"
+    );
 }

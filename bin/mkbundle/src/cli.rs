@@ -67,6 +67,9 @@ pub struct Cli {
     /// USER[:GROUP], by name (from the image's /etc/passwd and /etc/group) or number.
     #[arg(short, long, value_name = "USER[:GROUP]")]
     pub user: Option<String>,
+    /// Add an additional group (a name from the image's /etc/group, or a gid).
+    #[arg(long, value_name = "GROUP")]
+    pub group_add: Vec<String>,
     /// Container hostname [default: the id].
     #[arg(long, value_name = "NAME")]
     pub hostname: Option<String>,
@@ -146,6 +149,10 @@ pub struct Cli {
     /// uid=MAPS;gid=MAPS.
     #[arg(long, value_name = "MAPS")]
     pub userns: Option<String>,
+    /// Keep the rootfs' writable layer durable: fsync in the container reaches the disk, and
+    /// --remove syncs the disk. Without it the overlay is volatile (see docs/bundles.md).
+    #[arg(long)]
+    pub durable: bool,
 
     /// Log filter (error, warn, info, debug; RUST_LOG wins).
     #[arg(long, default_value = "warn", value_name = "LEVEL")]
@@ -278,6 +285,7 @@ impl Cli {
             env,
             workdir: self.workdir.clone(),
             user: self.user.clone(),
+            group_add: self.group_add.clone(),
             hostname: opt("--hostname", &self.hostname, options::parse_hostname)?,
             mounts,
             read_only: self.read_only,

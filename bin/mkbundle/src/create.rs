@@ -74,11 +74,13 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         image: &config,
         options: &options,
         host: bundle::detect_host(),
+        volatile: !cli.durable,
         record: Record {
             image: image.pinned(),
             root: cli.root.clone(),
             lease: lease.clone(),
             snapshots: chain_ids.clone(),
+            volatile: false,
         },
     };
     let created = match bundle::create(&request) {
@@ -100,6 +102,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             "config": created.path.join("config.json"),
             "rootfs": created.path.join("rootfs"),
             "snapshots": chain_ids,
+            "volatile": created.volatile,
             "process": {
                 "args": spec.process.args,
                 "env": spec.process.env,

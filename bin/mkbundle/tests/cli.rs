@@ -39,6 +39,8 @@ fn help_lists_options_and_ends_with_exit_codes() {
         "--mount",
         "--security-opt",
         "--userns",
+        "--group-add",
+        "--durable",
     ] {
         assert!(help.contains(flag), "{flag} missing from --help");
     }

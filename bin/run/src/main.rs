@@ -2,13 +2,15 @@
 #![forbid(unsafe_code)]
 
 mod cmd;
+mod log;
+mod systemd;
 
 use std::error::Error as StdError;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use berth_cli::{HasKind, Kind, LogFormat};
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 
 /// Run containers from OCI bundles (a directory with config.json and a root filesystem),
 /// with runc's command line: `create` then `start`, or `run` for both; `state`, `kill` and
@@ -32,9 +34,14 @@ struct Cli {
     #[arg(long, global = true)]
     debug: bool,
 
-    /// Accepted for compatibility with runc; systemd cgroup management is not supported.
-    #[arg(long, global = true, hide = true)]
+    /// Manage cgroups through systemd (cgroupsPath `slice:prefix:name`), as runc does; needs
+    /// systemd as PID 1 (create, run and restore fail with exit 6 otherwise).
+    #[arg(long, global = true)]
     systemd_cgroup: bool,
+
+    /// The criu binary for checkpoint and restore.
+    #[arg(long, value_name = "PATH", global = true)]
+    criu: Option<PathBuf>,
 
     #[command(subcommand)]
     command: cmd::Command,
@@ -53,22 +60,37 @@ Exit codes:
   125 when berth-run failed, 126 when the program cannot be executed, 127 when it is not found";
 
 fn classify(e: &(dyn StdError + 'static)) -> Option<Kind> {
-    e.downcast_ref::<berth_runtime::Error>().map(HasKind::kind)
+    e.downcast_ref::<berth_runtime::Error>()
+        .map(HasKind::kind)
+        .or_else(|| {
+            e.downcast_ref::<berth_runtime::checkpoint::Error>()
+                .map(HasKind::kind)
+        })
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     if let Err(e) = init_logging(&cli) {
         eprintln!("berth-run: error: {e}");
         return ExitCode::from(1);
     }
     if cli.systemd_cgroup {
-        eprintln!("berth-run: error: --systemd-cgroup is not supported");
-        return ExitCode::from(berth_cli::exit::UNSUPPORTED);
+        if let Err((code, why)) = systemd_cgroup_check(&matches) {
+            eprintln!("berth-run: error: {why}");
+            return ExitCode::from(code);
+        }
     }
+    cli.command.set_criu(cli.criu.take());
     let runtime = berth_runtime::Runtime::new(&cli.root);
+    // With --log, the final error goes to the log file too: engines read it back from there.
+    let log_to_file = cli.log.is_some();
     berth_cli::main("berth-run", classify, || {
-        cmd::dispatch(&runtime, &cli.root, cli.command)
+        cmd::dispatch(&runtime, &cli.root, cli.command).inspect_err(|e| {
+            if log_to_file {
+                log::final_error(e);
+            }
+        })
     })
 }
 
@@ -85,7 +107,7 @@ fn init_logging(cli: &Cli) -> std::io::Result<()> {
                 .with_writer(std::io::stderr);
             let _ = match cli.log_format {
                 LogFormat::Text => builder.with_target(false).try_init(),
-                LogFormat::Json => builder.json().try_init(),
+                LogFormat::Json => builder.event_format(log::Logrus).try_init(),
             };
         }
         return Ok(());
@@ -103,7 +125,41 @@ fn init_logging(cli: &Cli) -> std::io::Result<()> {
         .with_ansi(false);
     let _ = match cli.log_format {
         LogFormat::Text => builder.with_target(false).try_init(),
-        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Json => builder.event_format(log::Logrus).try_init(),
     };
     Ok(())
+}
+
+/// `--systemd-cgroup` for the verbs that make a cgroup (create, run, restore): the bundle's
+/// cgroupsPath must be systemd's `slice:prefix:name` (exit 2), and PID 1 must be systemd
+/// (exit 6). Other verbs act on recorded state and ignore the flag, as runc's do.
+fn systemd_cgroup_check(matches: &clap::ArgMatches) -> Result<(), (u8, String)> {
+    let Some(("create" | "run" | "restore", sub)) = matches.subcommand() else {
+        return Ok(());
+    };
+    let bundle = sub
+        .get_one::<PathBuf>("bundle")
+        .cloned()
+        .unwrap_or_else(|| PathBuf::from("."));
+    let id = sub.get_one::<String>("id").cloned().unwrap_or_default();
+    let config = bundle.join("config.json");
+    let cgroups_path = std::fs::read(&config)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["linux"]["cgroupsPath"].as_str().map(str::to_string));
+    systemd::parse(cgroups_path.as_deref(), &id).map_err(|why| {
+        (
+            berth_cli::exit::USAGE,
+            format!("{}: {why}", config.display()),
+        )
+    })?;
+    if let Some(why) = systemd::host_problem(std::path::Path::new(systemd::SYSTEMD_RUN_DIR)) {
+        return Err((berth_cli::exit::UNSUPPORTED, why));
+    }
+    Err((
+        berth_cli::exit::UNSUPPORTED,
+        "--systemd-cgroup: creating the scope through systemd's D-Bus API is not implemented \
+         yet (see bin/run/README.md); run without --systemd-cgroup"
+            .into(),
+    ))
 }

@@ -4,8 +4,11 @@
 //! `linux.resources` to it, and removing it.
 #![forbid(unsafe_code)]
 
+mod devices_bpf;
 mod freezer;
 mod resources;
+pub mod stats;
+mod update;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -14,9 +17,14 @@ use std::path::{Path, PathBuf};
 
 use berth_kind::{HasKind, Kind};
 
+pub use devices_bpf::{
+    attached_programs, program as device_program, PROGRAM_NAME as DEVICE_PROGRAM_NAME,
+};
+
 pub use resources::{
     BlockIo, Cpu, DeviceRule, HugepageLimit, Memory, Pids, Resources, ThrottleDevice, WeightDevice,
 };
+pub use update::{plan_update, UpdatePlan};
 
 /// The parent of every container cgroup given by a relative (or no) `cgroupsPath`.
 pub const PARENT: &str = "/berth";
@@ -44,6 +52,13 @@ pub enum Error {
     },
     #[error("cgroup {what}: {why}")]
     Invalid { what: String, why: String },
+    #[error("loading the device program for {path} (verifier: {verifier:?})")]
+    BpfLoad {
+        path: PathBuf,
+        verifier: String,
+        #[source]
+        source: io::Error,
+    },
 }
 
 impl HasKind for Error {
@@ -55,6 +70,7 @@ impl HasKind for Error {
             },
             Error::NoCgroups | Error::NoController { .. } => Kind::Unsupported,
             Error::BadPath(_) | Error::Invalid { .. } => Kind::InvalidArgument,
+            Error::BpfLoad { source, .. } => Kind::of_io(source),
         }
     }
 }
@@ -230,6 +246,20 @@ impl Cgroup {
             write(&dir.join("cgroup.procs"), &pid.to_string())?;
         }
         Ok(())
+    }
+
+    /// The v2 directory opened read-only and close-on-exec, as `clone3` with
+    /// `CLONE_INTO_CGROUP` takes it; `None` without a v2 hierarchy.
+    pub fn v2_dir_fd(&self) -> Result<Option<std::os::fd::OwnedFd>> {
+        let Some(dir) = &self.v2 else {
+            return Ok(None);
+        };
+        let file = fs::File::open(dir).map_err(|source| Error::Io {
+            op: "opening",
+            path: dir.clone(),
+            source,
+        })?;
+        Ok(Some(file.into()))
     }
 
     /// The pids in the cgroup (read from the first hierarchy that has the directory).

@@ -428,8 +428,8 @@ pub(crate) fn apply_v2(dir: &Path, res: &Resources) -> Result<()> {
             &h.limit.to_string(),
         )?;
     }
-    // Device rules on a pure v2 host need an eBPF program, which berth does not load yet
-    // (docs/security.md); the spec's /dev and the mount namespace still bound what exists.
+    // Device rules on a pure v2 host are an eBPF program: Cgroup::set_device_rules
+    // (devices_bpf.rs), which berth-run calls beside this.
     apply_unified(dir, &res.unified)
 }
 

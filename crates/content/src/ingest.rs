@@ -4,8 +4,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 
+use berth_digest::Sha256;
 use berth_reference::Digest;
-use ring::digest::{Context, SHA256};
 use serde::{Deserialize, Serialize};
 
 use crate::layout::sync_dir;
@@ -39,7 +39,7 @@ pub struct Ingest {
     meta_path: PathBuf,
     lock_path: PathBuf,
     file: BufWriter<File>,
-    hasher: Context,
+    hasher: Sha256,
     written: u64,
     _lock: Guard,
 }
@@ -85,7 +85,7 @@ impl Store {
             .truncate(false)
             .open(&data_path)
             .map_err(io_err(&data_path))?;
-        let mut hasher = Context::new(&SHA256);
+        let mut hasher = Sha256::new();
         let mut written = 0;
         let len = file.metadata().map_err(io_err(&data_path))?.len();
         if resumable && len <= size {
@@ -128,7 +128,7 @@ impl Store {
 }
 
 /// Hashes what a partial file already holds; returns its length.
-fn rehash(file: &mut File, hasher: &mut Context) -> std::io::Result<u64> {
+fn rehash(file: &mut File, hasher: &mut Sha256) -> std::io::Result<u64> {
     file.seek(SeekFrom::Start(0))?;
     let mut buf = vec![0u8; 1 << 20];
     let mut total = 0;
@@ -187,7 +187,7 @@ impl Ingest {
         f.set_len(0).map_err(io_err(&self.data_path))?;
         f.seek(SeekFrom::Start(0))
             .map_err(io_err(&self.data_path))?;
-        self.hasher = Context::new(&SHA256);
+        self.hasher = Sha256::new();
         self.written = 0;
         Ok(())
     }
@@ -216,8 +216,8 @@ impl Ingest {
                 actual: self.written,
             });
         }
-        let sum = std::mem::replace(&mut self.hasher, Context::new(&SHA256)).finish();
-        let actual = Digest::from_sha256(sum.as_ref().try_into().expect("sha256 is 32 bytes"));
+        let sum = std::mem::take(&mut self.hasher).finish();
+        let actual = Digest::from_sha256(sum);
         if actual != self.digest {
             self.discard();
             return Err(Error::DigestMismatch {

@@ -74,31 +74,54 @@ pub(crate) struct Summary {
     pub size: u64,
 }
 
-type Chunk = io::Result<Arc<Vec<u8>>>;
+/// A chunk of the uncompressed stream, shared by the extracting and the hashing thread.
+/// Whichever drops it last sends its buffer back to the pump, so the pump allocates (and
+/// the kernel zeroes) only the few buffers in flight, not one per MiB of the layer.
+pub(crate) struct Buf {
+    data: Vec<u8>,
+    home: Sender<Vec<u8>>,
+}
+
+impl std::ops::Deref for Buf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.data
+    }
+}
+
+impl Drop for Buf {
+    fn drop(&mut self) {
+        let _ = self.home.send(std::mem::take(&mut self.data));
+    }
+}
+
+type Chunk = io::Result<Arc<Buf>>;
 
 /// The reading end: the uncompressed stream, in order.
 pub(crate) struct ChunkReader {
     rx: Receiver<Chunk>,
-    /// Spent chunks go back to the pump for reuse.
-    spent: Sender<Vec<u8>>,
-    cur: Arc<Vec<u8>>,
+    cur: Option<Arc<Buf>>,
     pos: usize,
     done: bool,
 }
 
+impl ChunkReader {
+    fn cur_len(&self) -> usize {
+        self.cur.as_ref().map_or(0, |c| c.len())
+    }
+}
+
 impl Read for ChunkReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.pos == self.cur.len() {
+        while self.pos == self.cur_len() {
             if self.done {
                 return Ok(0);
             }
+            // Dropped first: its buffer can go back to the pump before the next recv.
+            self.cur = None;
             match self.rx.recv() {
                 Ok(Ok(chunk)) => {
-                    let old = std::mem::replace(&mut self.cur, chunk);
-                    // Reused when the hashing thread is done with it too.
-                    if let Ok(v) = Arc::try_unwrap(old) {
-                        let _ = self.spent.send(v);
-                    }
+                    self.cur = Some(chunk);
                     self.pos = 0;
                 }
                 Ok(Err(e)) => {
@@ -111,8 +134,9 @@ impl Read for ChunkReader {
                 }
             }
         }
-        let n = buf.len().min(self.cur.len() - self.pos);
-        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        let cur = self.cur.as_deref().map_or(&[][..], |c| &c[..]);
+        let n = buf.len().min(cur.len() - self.pos);
+        buf[..n].copy_from_slice(&cur[self.pos..self.pos + n]);
         self.pos += n;
         Ok(n)
     }
@@ -122,8 +146,9 @@ impl ChunkReader {
     /// Reads and discards the rest of the stream (tar padding after the end marker), so the
     /// digest covers all of it; returns how many bytes that was.
     pub(crate) fn drain(&mut self) -> io::Result<u64> {
-        let mut n = (self.cur.len() - self.pos) as u64;
-        self.pos = self.cur.len();
+        let mut n = (self.cur_len() - self.pos) as u64;
+        self.cur = None;
+        self.pos = 0;
         while !self.done {
             match self.rx.recv() {
                 Ok(Ok(chunk)) => n += chunk.len() as u64,
@@ -181,26 +206,27 @@ pub(crate) fn open<'a, R: Read + Send + 'a>(
 pub(crate) struct Pump {
     tx: SyncSender<Chunk>,
     spent: Receiver<Vec<u8>>,
+    home: Sender<Vec<u8>>,
 }
 
 /// Pumps `src` (already decompressing) into the channel in chunks; a third thread hashes
 /// the same chunks, so decompressing, hashing and extracting overlap.
 pub(crate) fn pump(mut src: impl Read, p: Pump) -> Option<Summary> {
-    let Pump { tx, spent } = p;
-    let (hash_tx, hash_rx) = sync_channel::<Arc<Vec<u8>>>(DEPTH);
+    let Pump { tx, spent, home } = p;
+    let (hash_tx, hash_rx) = sync_channel::<Arc<Buf>>(DEPTH);
     // `move`: on an early return the sender is dropped before the scope joins the hasher.
     std::thread::scope(move |s| {
         let hasher = std::thread::Builder::new()
             .name("layer-hash".into())
             .spawn_scoped(s, move || {
-                let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+                let mut ctx = berth_digest::Sha256::new();
                 let mut size = 0u64;
                 for chunk in hash_rx {
                     ctx.update(&chunk);
                     size += chunk.len() as u64;
                 }
                 Summary {
-                    digest: format!("sha256:{}", hex::encode(ctx.finish())),
+                    digest: format!("sha256:{}", berth_digest::hex(&ctx.finish())),
                     size,
                 }
             })
@@ -226,7 +252,10 @@ pub(crate) fn pump(mut src: impl Read, p: Pump) -> Option<Summary> {
             match res {
                 Ok(eof) => {
                     if !chunk.is_empty() {
-                        let chunk = Arc::new(chunk);
+                        let chunk = Arc::new(Buf {
+                            data: chunk,
+                            home: home.clone(),
+                        });
                         if hash_tx.send(chunk.clone()).is_err() || tx.send(Ok(chunk)).is_err() {
                             return None;
                         }
@@ -253,11 +282,11 @@ pub(crate) fn channel() -> (Pump, ChunkReader) {
         Pump {
             tx,
             spent: spent_rx,
+            home: spent_tx,
         },
         ChunkReader {
             rx,
-            spent: spent_tx,
-            cur: Arc::new(Vec::new()),
+            cur: None,
             pos: 0,
             done: false,
         },

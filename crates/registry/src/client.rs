@@ -16,6 +16,7 @@ use reqwest::Response;
 use crate::auth::{canonical_host, Challenge, CredentialSource};
 use crate::mirrors::Mirrors;
 use crate::pull::Progress;
+use crate::spool::Spool;
 use crate::Error;
 
 /// Attempts per request against a registry, and against a mirror.
@@ -442,49 +443,53 @@ impl Client {
 
     /// Streams blob `digest` of `size` bytes into `ingest`, from its current offset, trying
     /// each endpoint in turn and resuming with a range request after a broken connection.
-    /// Returns the number of bytes fetched over the network.
+    /// The bytes are written and hashed on a thread of their own ([`Spool`]). Returns the
+    /// ingest, whole (not yet verified), and the number of bytes fetched over the network.
     pub(crate) async fn fetch_blob(
         &self,
         registry: &str,
         repo: &str,
-        ingest: &mut Ingest,
+        ingest: Ingest,
         progress: &dyn Progress,
-    ) -> Result<u64, Error> {
+    ) -> Result<(Ingest, u64), Error> {
         let eps = self.endpoints(registry);
+        let mut spool = Spool::start(ingest);
         let mut fetched = 0;
         for (i, ep) in eps.iter().enumerate() {
             let last = i + 1 == eps.len();
             let mut failures = 0;
             loop {
-                if ingest.offset() == ingest.size() {
-                    return Ok(fetched);
+                if spool.offset() == spool.size() {
+                    return Ok((spool.finish().await?, fetched));
                 }
-                let before = ingest.offset();
-                let result = self.fetch_blob_once(ep, repo, ingest, progress).await;
-                fetched += ingest.offset().saturating_sub(before);
+                let before = spool.offset();
+                let result = self.fetch_blob_once(ep, repo, &mut spool, progress).await;
+                fetched += spool.offset().saturating_sub(before);
                 let err = match result {
                     Ok(()) => continue,
                     Err(e) => e,
                 };
                 failures += 1;
                 if err.is_transient() && failures < ep.attempts() {
-                    ingest.flush()?;
+                    spool.flush().await?;
                     tracing::warn!(
                         "blob {}: {}; resuming at byte {}",
-                        ingest.digest(),
+                        spool.digest(),
                         crate_chain(&err),
-                        ingest.offset()
+                        spool.offset()
                     );
                     tokio::time::sleep(backoff(failures)).await;
                     continue;
                 }
-                if last {
+                // A writer that stopped (too many bytes, a local I/O error) took the
+                // partial with it: no other endpoint can continue it.
+                if last || spool.is_stopped() {
                     return Err(err);
                 }
                 tracing::warn!(
                     "mirror {} failed for blob {}: {}; trying the next endpoint",
                     ep.describe(),
-                    ingest.digest(),
+                    spool.digest(),
                     crate_chain(&err)
                 );
                 break;
@@ -497,12 +502,12 @@ impl Client {
         &self,
         ep: &Endpoint,
         repo: &str,
-        ingest: &mut Ingest,
+        spool: &mut Spool,
         progress: &dyn Progress,
     ) -> Result<(), Error> {
-        let digest = ingest.digest().clone();
-        let size = ingest.size();
-        let offset = ingest.offset();
+        let digest = spool.digest().clone();
+        let size = spool.size();
+        let offset = spool.offset();
         let what = format!("blob {digest}");
         // No retries inside: the caller retries and resumes, counting every failure once.
         let mut resp = self
@@ -512,7 +517,7 @@ impl Client {
         let ranged = status == 206;
         if offset > 0 && !ranged {
             // The server ignored the range: it sends the whole blob.
-            ingest.restart()?;
+            spool.restart().await?;
             progress.position(&digest, 0);
         }
         if ranged {
@@ -524,7 +529,7 @@ impl Client {
                 .and_then(|v| v.split('-').next())
                 .and_then(|v| v.parse::<u64>().ok());
             if start != Some(offset) {
-                ingest.restart()?;
+                spool.restart().await?;
                 return Err(Error::Protocol {
                     what,
                     reason: format!(
@@ -533,10 +538,10 @@ impl Client {
                 });
             }
         }
-        let start = ingest.offset();
+        let start = spool.offset();
         if let Some(len) = resp.content_length() {
             if start + len != size {
-                ingest.restart()?;
+                spool.restart().await?;
                 return Err(berth_content::Error::SizeMismatch {
                     digest,
                     expected: size,
@@ -549,8 +554,9 @@ impl Client {
         loop {
             match resp.chunk().await {
                 Ok(Some(chunk)) => {
-                    ingest.write(&chunk)?;
-                    progress.advance(&digest, chunk.len() as u64);
+                    let n = chunk.len() as u64;
+                    spool.write(Box::new(chunk)).await?;
+                    progress.advance(&digest, n);
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -561,10 +567,10 @@ impl Client {
                 }
             }
         }
-        if ingest.offset() < size {
+        if spool.offset() < size {
             return Err(Error::ShortBody {
                 digest,
-                got: ingest.offset(),
+                got: spool.offset(),
                 size,
             });
         }

@@ -29,6 +29,7 @@ pub mod auth;
 mod client;
 pub mod mirrors;
 mod pull;
+mod spool;
 
 use std::path::PathBuf;
 

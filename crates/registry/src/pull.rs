@@ -238,16 +238,11 @@ impl Puller {
 
         // Layers, in parallel; each is verified (size, digest, fsync) as soon as it is whole.
         let results: Vec<(Verified, u64)> =
-            stream::iter(layer_ingests.into_iter().map(|mut w| async move {
+            stream::iter(layer_ingests.into_iter().map(|w| async move {
                 progress.start(w.digest(), w.size(), w.offset());
-                let n = self
+                let (w, n) = self
                     .client
-                    .fetch_blob(
-                        reference.registry(),
-                        reference.repository(),
-                        &mut w,
-                        progress,
-                    )
+                    .fetch_blob(reference.registry(), reference.repository(), w, progress)
                     .await?;
                 let v = blocking(move || w.verify().map_err(Error::from)).await?;
                 Ok::<_, Error>((v, n))

@@ -88,7 +88,7 @@ impl Runtime {
         self.root.join(id)
     }
 
-    fn load(&self, id: &str) -> Result<(State, PathBuf)> {
+    pub(crate) fn load(&self, id: &str) -> Result<(State, PathBuf)> {
         check_id(id)?;
         let dir = self.dir(id);
         Ok((State::load(&dir, id)?, dir))
@@ -268,6 +268,12 @@ impl Runtime {
             cgroup.apply(res).map_err(cg_err)?;
         }
         if layout.is_v2() {
+            // No devices controller on v2: the allow-list is an eBPF program, attached before
+            // any container process exists (berth_cgroup's devices_bpf.rs).
+            // Only the spec's rules (then the defaults): as runc, the linux.devices nodes are
+            // made but not allowed unless a rule allows them.
+            let rules = linux.resources.as_ref().map_or(&[][..], |r| &r.devices[..]);
+            cgroup.set_device_rules(rules).map_err(cg_err)?;
             for m in &mut plan.mounts {
                 if m.fstype.as_deref() == Some("cgroup") {
                     m.fstype = Some("cgroup2".into());
@@ -275,6 +281,8 @@ impl Runtime {
             }
         }
         let cgroup_views = cgroup_views(&layout, &cgroup);
+        // The init joins its v1 cgroups itself through these (init.rs, join_v1_cgroups).
+        let cgroup_tasks = open_v1_tasks(&cgroup)?;
 
         // Namespaces to join: opened here, with the host's paths.
         let mut joins = Vec::new();
@@ -324,10 +332,30 @@ impl Runtime {
         })
         .expect("state serialises");
 
+        // With a v2 hierarchy the init is born in its cgroup there (clone3 with
+        // CLONE_INTO_CGROUP) and never runs outside it; where the kernel (or a seccomp filter)
+        // refuses, it is forked and then moved through cgroup.procs.
+        let cgroup_fd = cgroup.v2_dir_fd().map_err(cg_err)?;
         let old_mask = sys::block_all_signals().map_err(|e| Error::io("blocking signals", e))?;
         // The cgroup namespace is made by the init once it is in its cgroup (see init.rs).
-        let clone_flags = plan.namespaces.new & !plan::CLONE_NEWCGROUP;
-        let pid = match sys::clone_process(clone_flags) {
+        // With linux.timeOffsets the time namespace is not made in the clone either: a task
+        // born in it freezes its offsets, so the init unshares it and enters it only after
+        // berth-run wrote them (ToParent::TimeNamespace).
+        let mut clone_flags = plan.namespaces.new & !plan::CLONE_NEWCGROUP;
+        if !plan.time_offsets.is_empty() {
+            clone_flags &= !plan::CLONE_NEWTIME;
+        }
+        let forked = match &cgroup_fd {
+            Some(fd) => match sys::clone_into_cgroup(clone_flags, fd.as_fd()) {
+                Err(e) if sys::clone3_unavailable(&e) => {
+                    tracing::debug!("clone3 with CLONE_INTO_CGROUP refused ({e}): forking");
+                    sys::clone_process(clone_flags).map(|f| (f, false))
+                }
+                other => other.map(|f| (f, true)),
+            },
+            None => sys::clone_process(clone_flags).map(|f| (f, false)),
+        };
+        let (pid, born_in_v2) = match forked {
             Err(e) => {
                 let _ = sys::set_signal_mask(&old_mask);
                 return Err(Error::io(
@@ -335,8 +363,9 @@ impl Runtime {
                     e,
                 ));
             }
-            Ok(sys::Forked::Child) => {
+            Ok((sys::Forked::Child, _)) => {
                 drop(parent_chan);
+                drop(cgroup_fd);
                 init::run(InitArgs {
                     plan: &plan,
                     bundle: &bundle,
@@ -347,12 +376,14 @@ impl Runtime {
                     preserve_fds: opts.preserve_fds,
                     stub,
                     cgroups: cgroup_views,
+                    cgroup_tasks,
                     sigmask: old_mask,
                     state_json,
                 })
             }
-            Ok(sys::Forked::Parent(pid)) => pid,
+            Ok((sys::Forked::Parent(pid), born_in_v2)) => (pid, born_in_v2),
         };
+        drop(cgroup_fd);
         undo.child = Some(pid);
         drop(child_chan);
         drop(console);
@@ -365,17 +396,20 @@ impl Runtime {
         if plan.namespaces.new & plan::CLONE_NEWUSER != 0 {
             write_id_maps(pid, &plan).map_err(restore)?;
         }
-        cgroup.add(pid).map_err(|source| {
+        drop(cgroup_tasks);
+        // The v1 hierarchies the init joins itself; the v2 one it was born in, unless clone3
+        // was refused: then it is moved there (and, harmlessly, into v1 again) from here.
+        let moved = if born_in_v2 || cgroup.v2.is_none() {
+            Ok(())
+        } else {
+            cgroup.add(pid)
+        };
+        moved.map_err(|source| {
             restore(Error::Cgroup {
                 path: cg_path.clone(),
                 source,
             })
         })?;
-        if !plan.time_offsets.is_empty() {
-            return Err(restore(Error::Unsupported(
-                "linux.timeOffsets: time namespace offsets are not supported yet".into(),
-            )));
-        }
         if chan.send(&ToChild::Go).is_err() {
             // The init already gave up: its message (if any) is still in the socket.
             return Err(restore(match chan.recv::<ToParent>() {
@@ -410,6 +444,21 @@ impl Runtime {
             match chan.recv::<ToParent>().map_err(restore)? {
                 Some(ToParent::Hooks) => {
                     run_create_hooks(&hooks_spec, &st.report(Status::Creating)).map_err(restore)?;
+                    chan.send(&ToChild::Continue).map_err(restore)?;
+                }
+                Some(ToParent::SeccompListener { fd }) => {
+                    let s = plan.seccomp.as_ref().ok_or_else(|| {
+                        restore(Error::io(
+                            "sync: a seccomp listener without a profile",
+                            std::io::ErrorKind::InvalidData.into(),
+                        ))
+                    })?;
+                    let report = st.report(Status::Creating);
+                    crate::seccomp::send_listener(pid, fd, s, &bundle, &report).map_err(restore)?;
+                    chan.send(&ToChild::Continue).map_err(restore)?;
+                }
+                Some(ToParent::TimeNamespace) => {
+                    write_time_offsets(pid, &plan.time_offsets).map_err(restore)?;
                     chan.send(&ToChild::Continue).map_err(restore)?;
                 }
                 Some(ToParent::Ready) => break,
@@ -692,7 +741,28 @@ fn cgroup_views(layout: &Layout, cg: &Cgroup) -> Vec<(String, PathBuf)> {
     out
 }
 
-fn last_cap() -> u32 {
+/// The `tasks` file of the container's cgroup in each v1 hierarchy, opened write-only and
+/// close-on-exec, for the init to write `0` into (see init.rs, join_v1_cgroups).
+fn open_v1_tasks(cg: &Cgroup) -> Result<Vec<(PathBuf, OwnedFd)>> {
+    let mut dirs: Vec<&PathBuf> = cg.v1.values().collect();
+    dirs.sort();
+    dirs.dedup();
+    dirs.into_iter()
+        .map(|dir| {
+            let path = dir.join("tasks");
+            match rustix::fs::open(&path, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty()) {
+                Ok(fd) => Ok((path, fd)),
+                Err(e) => Err(Error::File {
+                    what: "opening",
+                    path,
+                    source: e.into(),
+                }),
+            }
+        })
+        .collect()
+}
+
+pub(crate) fn last_cap() -> u32 {
     fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse().ok())
@@ -711,7 +781,22 @@ fn write_id_maps(pid: i32, plan: &Plan) -> Result<()> {
     Ok(())
 }
 
-fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+/// Writes linux.timeOffsets into the init's new, not yet entered, time namespace, all clocks
+/// in one write (`<clock> <secs> <nanosecs>` a line, as time_namespaces(7) describes).
+fn write_time_offsets(pid: i32, offsets: &[(String, i64, u32)]) -> Result<()> {
+    let text = time_offsets_text(offsets);
+    let path = format!("/proc/{pid}/timens_offsets");
+    fs::write(&path, text).map_err(|e| Error::io(format!("linux.timeOffsets: writing {path}"), e))
+}
+
+fn time_offsets_text(offsets: &[(String, i64, u32)]) -> String {
+    offsets
+        .iter()
+        .map(|(clock, secs, nanos)| format!("{clock} {secs} {nanos}\n"))
+        .collect()
+}
+
+pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     let tmp = path.with_extension("berth-tmp");
     fs::write(&tmp, pid.to_string())
         .and_then(|()| fs::rename(&tmp, path))
@@ -791,13 +876,31 @@ fn signal_init(st: &State, signal: i32) -> Result<()> {
 
 /// Waits (up to 10 s) until the init is no longer alive.
 fn wait_gone(st: &State) -> Result<()> {
+    // A pidfd opened before the start-time check is the init's (not a reused pid's); it turns
+    // readable the moment the init exits, so there is no polling interval to wait out.
+    let pidfd = match sys::pidfd_open(st.pid) {
+        Ok(fd) => Some(fd),
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(()),
+        Err(_) => None,
+    };
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
-        match state::proc_stat(st.pid) {
-            Some((s, start)) if start == st.init_start_time && s != 'Z' && s != 'X' => {
-                std::thread::sleep(Duration::from_millis(1))
+        let alive = matches!(state::proc_stat(st.pid),
+            Some((s, start)) if start == st.init_start_time && s != 'Z' && s != 'X');
+        if !alive {
+            return Ok(());
+        }
+        match &pidfd {
+            Some(fd) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let ms = i32::try_from(left.as_millis()).unwrap_or(i32::MAX).max(1);
+                if sys::poll_readable(fd.as_fd(), ms)
+                    .map_err(|e| Error::io("waiting for the init to exit", e))?
+                {
+                    return Ok(());
+                }
             }
-            _ => return Ok(()),
+            None => std::thread::sleep(Duration::from_millis(1)),
         }
     }
     Err(Error::State {
@@ -805,4 +908,16 @@ fn wait_gone(st: &State) -> Result<()> {
         status: "running".into(),
         why: ": its init did not die within 10s of SIGKILL",
     })
+}
+
+#[cfg(test)]
+mod time_offset_tests {
+    #[test]
+    fn offsets_are_one_line_per_clock_as_the_kernel_reads_them() {
+        let text = super::time_offsets_text(&[
+            ("monotonic".into(), -5, 0),
+            ("boottime".into(), 86400, 999_999_999),
+        ]);
+        assert_eq!(text, "monotonic -5 0\nboottime 86400 999999999\n");
+    }
 }

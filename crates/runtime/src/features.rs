@@ -53,7 +53,7 @@ const NAMESPACES: &[&str] = &[
     "cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts",
 ];
 
-/// Seccomp actions `seccomp::action` accepts (not SCMP_ACT_NOTIFY: no listener yet).
+/// Seccomp actions `seccomp::action` accepts (SCMP_ACT_NOTIFY in rules, with a listenerPath).
 const SECCOMP_ACTIONS: &[&str] = &[
     "SCMP_ACT_ALLOW",
     "SCMP_ACT_ERRNO",
@@ -61,6 +61,7 @@ const SECCOMP_ACTIONS: &[&str] = &[
     "SCMP_ACT_KILL_PROCESS",
     "SCMP_ACT_KILL_THREAD",
     "SCMP_ACT_LOG",
+    "SCMP_ACT_NOTIFY",
     "SCMP_ACT_TRACE",
     "SCMP_ACT_TRAP",
 ];
@@ -161,8 +162,14 @@ mod tests {
     #[test]
     fn actions_and_operators_compile() {
         for a in SECCOMP_ACTIONS {
-            let s: crate::spec::Seccomp =
-                serde_json::from_str(&format!(r#"{{"defaultAction":"{a}"}}"#)).unwrap();
+            let json = if *a == "SCMP_ACT_NOTIFY" {
+                r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/run/agent.sock",
+                    "syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_NOTIFY"}]}"#
+                    .to_string()
+            } else {
+                format!(r#"{{"defaultAction":"{a}"}}"#)
+            };
+            let s: crate::spec::Seccomp = serde_json::from_str(&json).unwrap();
             assert!(crate::seccomp::compile(&s).is_ok(), "{a}");
         }
         let doc = features();

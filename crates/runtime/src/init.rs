@@ -75,6 +75,9 @@ pub(crate) struct InitArgs<'a> {
     pub stub: Option<OwnedFd>,
     /// (name in the cgroup mount, host directory) of the container's cgroup hierarchies.
     pub cgroups: Vec<(String, PathBuf)>,
+    /// The `tasks` file of the container's cgroup in each v1 hierarchy, opened for writing by
+    /// berth-run: the init moves itself there first (see [`join_v1_cgroups`]).
+    pub cgroup_tasks: Vec<(PathBuf, OwnedFd)>,
     pub sigmask: sys::SigSet,
     /// The OCI state (status `running`, pid 0 until the init fills in its own) for
     /// startContainer hooks.
@@ -111,12 +114,15 @@ fn setup(a: &mut InitArgs<'_>) -> Result<Never, Fail> {
     let p = &plan.process;
     // Other processes (in a joined pid namespace) may not ptrace us or open /proc/<us>/exe.
     sys::set_dumpable(false).map_err(|e| Fail::io("prctl(PR_SET_DUMPABLE)", e))?;
+    join_v1_cgroups(std::mem::take(&mut a.cgroup_tasks))?;
 
     let new_user = plan.namespaces.new & plan::CLONE_NEWUSER != 0;
     let new_cgroupns = plan.namespaces.new & plan::CLONE_NEWCGROUP != 0;
     let mut got_go = false;
-    if new_user || new_cgroupns {
-        // Ids must be mapped, and we must be in our cgroup before its namespace is made.
+    let time_offsets = !plan.time_offsets.is_empty();
+    if new_user || new_cgroupns || time_offsets {
+        // Ids must be mapped, and we must be in our cgroup before its namespace is made;
+        // the time namespace is entered while we still hold CAP_SYS_ADMIN (below).
         wait_for(&mut a.chan, ToChild::Go, &mut got_go)?;
     }
     if new_user {
@@ -141,6 +147,9 @@ fn setup(a: &mut InitArgs<'_>) -> Result<Never, Fail> {
     }
 
     let proc_fd = rootfs::host_proc()?;
+    if time_offsets {
+        enter_time_namespace(&mut a.chan, proc_fd.as_fd(), &mut got_go)?;
+    }
     for (key, value) in &plan.sysctls {
         rootfs::write_proc(proc_fd.as_fd(), &format!("sys/{key}"), value)
             .map_err(|e| Fail::io(format!("sysctl {}={value}", key.replace('/', ".")), e))?;
@@ -209,10 +218,14 @@ fn setup(a: &mut InitArgs<'_>) -> Result<Never, Fail> {
         Some(s) => Some(seccomp::compile(s).map_err(|m| Fail::new(Kind::InvalidArgument, m))?),
         None => None,
     };
+    let notify = plan.seccomp.as_ref().is_some_and(seccomp::uses_notify);
     if !p.no_new_privs {
         // Without no_new_privs the filter must be loaded while we still hold CAP_SYS_ADMIN.
         if let Some(f) = &filter {
             seccomp::load(f).map_err(|m| Fail::new(Kind::Internal, m))?;
+            if notify {
+                hand_over_listener(&mut a.chan, f, &mut got_go)?;
+            }
         }
     }
     set_identity(plan)?;
@@ -236,6 +249,15 @@ fn setup(a: &mut InitArgs<'_>) -> Result<Never, Fail> {
 
     if !got_go {
         wait_for(&mut a.chan, ToChild::Go, &mut got_go)?;
+    }
+    if p.no_new_privs && notify {
+        // As runc: a filter with a listener is loaded before Ready, while berth-run still
+        // waits to pass the listener on, not after exec.fifo like other filters.
+        sys::set_no_new_privs().map_err(|e| Fail::io("prctl(PR_SET_NO_NEW_PRIVS)", e))?;
+        if let Some(f) = &filter {
+            seccomp::load(f).map_err(|m| Fail::new(Kind::Internal, m))?;
+            hand_over_listener(&mut a.chan, f, &mut got_go)?;
+        }
     }
     a.chan
         .send(&ToParent::Ready)
@@ -261,7 +283,7 @@ fn setup(a: &mut InitArgs<'_>) -> Result<Never, Fail> {
     }
     drop(proc_fd);
 
-    if p.no_new_privs {
+    if p.no_new_privs && !notify {
         sys::set_no_new_privs().map_err(|e| Fail::io("prctl(PR_SET_NO_NEW_PRIVS)", e))?;
         if let Some(f) = &filter {
             seccomp::load(f).map_err(|m| Fail::new(Kind::Internal, m))?;
@@ -270,6 +292,66 @@ fn setup(a: &mut InitArgs<'_>) -> Result<Never, Fail> {
     sys::reset_signal_dispositions();
     sys::set_signal_mask(&a.sigmask).map_err(|e| Fail::io("restoring the signal mask", e))?;
     Err(exec(&path, &p.args, &env, a.stub.as_ref()))
+}
+
+/// Moves the init into its v1 cgroups by writing `0` (itself) to each `tasks` file. A single
+/// thread moving itself does not take the kernel's global threadgroup lock, whose write side
+/// waits for an RCU grace period (5-15 ms here); berth-run writing the init's pid into
+/// `cgroup.procs` does. The init is single-threaded (a fork of single-threaded berth-run), so
+/// its one thread is the whole process, and it does this before anything else: nothing of
+/// the container runs outside its cgroups.
+fn join_v1_cgroups(tasks: Vec<(PathBuf, OwnedFd)>) -> Result<(), Fail> {
+    for (path, fd) in tasks {
+        rustix::io::write(&fd, b"0").map_err(|e| {
+            Fail::io(
+                format!("joining cgroup: writing {}", path.display()),
+                e.into(),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// SCMP_ACT_NOTIFY: tells berth-run the number of the listener fd of the filter just loaded,
+/// and waits until berth-run took it (pidfd_getfd) and gave it to the agent at listenerPath.
+/// The fd itself is close-on-exec: the container's program never holds it.
+fn hand_over_listener(
+    chan: &mut Channel,
+    filter: &libseccomp::ScmpFilterContext,
+    got_go: &mut bool,
+) -> Result<(), Fail> {
+    let fd = seccomp::notify_fd(filter).map_err(|m| Fail::new(Kind::Internal, m))?;
+    chan.send(&ToParent::SeccompListener { fd })
+        .map_err(|e| Fail::new(Kind::Internal, e.to_string()))?;
+    wait_for(chan, ToChild::Continue, got_go)
+}
+
+/// linux.timeOffsets: a task born in a time namespace freezes its offsets, so the init was
+/// cloned without CLONE_NEWTIME. It makes the namespace now (owned by the user namespace it
+/// is in, created or joined), has berth-run write the offsets into
+/// `/proc/<init>/timens_offsets`, and then enters it through `time_for_children`.
+fn enter_time_namespace(
+    chan: &mut Channel,
+    proc_fd: std::os::fd::BorrowedFd<'_>,
+    got_go: &mut bool,
+) -> Result<(), Fail> {
+    sys::unshare(plan::CLONE_NEWTIME as i32)
+        .map_err(|e| Fail::io("creating the time namespace", e))?;
+    chan.send(&ToParent::TimeNamespace)
+        .map_err(|e| Fail::new(Kind::Internal, e.to_string()))?;
+    wait_for(chan, ToChild::Continue, got_go)?;
+    let me = rustix::fs::readlinkat(proc_fd, "self", Vec::new())
+        .map_err(|e| Fail::io("reading /proc/self", e.into()))?;
+    let path = format!("{}/ns/time_for_children", me.to_string_lossy());
+    let ns = rustix::fs::openat(
+        proc_fd,
+        path.as_str(),
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Fail::io(format!("opening /proc/{path}"), e.into()))?;
+    sys::setns(ns.as_fd(), plan::CLONE_NEWTIME as i32)
+        .map_err(|e| Fail::io("entering the time namespace", e))
 }
 
 /// Waits for `want`; a `Go` that arrives first (berth-run sends it as soon as the cgroup and
@@ -316,7 +398,7 @@ fn cap_resource_note() -> String {
     }
 }
 
-fn rlimit_fail(r: &plan::RlimitPlan, e: io::Error) -> Fail {
+pub(crate) fn rlimit_fail(r: &plan::RlimitPlan, e: io::Error) -> Fail {
     if e.raw_os_error() == Some(libc::EPERM) {
         if let Ok((_, hard)) = sys::getrlimit(r.resource) {
             if r.hard > hard {
@@ -365,7 +447,13 @@ fn setup_terminal(
 }
 
 fn set_identity(plan: &Plan) -> Result<(), Fail> {
-    let p = &plan.process;
+    let setgroups_allowed = !plan.namespaces.has(plan::CLONE_NEWUSER) || !plan.gid_map.is_empty();
+    apply_identity(&plan.process, setgroups_allowed)
+}
+
+/// Bounding set, groups, gid, uid, capabilities and ambient set of a process (the init's or
+/// an `exec`'s), in the order docs/security.md gives.
+pub(crate) fn apply_identity(p: &plan::ProcessPlan, setgroups_allowed: bool) -> Result<(), Fail> {
     let caps = &p.caps;
     // Bounding set first: dropping needs CAP_SETPCAP, which the later capset may remove.
     for cap in 0..64u32 {
@@ -380,7 +468,6 @@ fn set_identity(plan: &Plan) -> Result<(), Fail> {
             Err(_) => break,
         }
     }
-    let setgroups_allowed = !plan.namespaces.has(plan::CLONE_NEWUSER) || !plan.gid_map.is_empty();
     if setgroups_allowed {
         sys::setgroups(&p.groups).map_err(|e| Fail::io("process.user.additionalGids", e))?;
     }
@@ -452,7 +539,7 @@ fn run_start_container_hooks(hooks: &[crate::spec::Hook], state: &str) -> Result
 }
 
 /// The home directory of a uid in the container's /etc/passwd, or `/`.
-fn home_of(uid: u32) -> String {
+pub(crate) fn home_of(uid: u32) -> String {
     let text = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     text.lines()
         .map(|l| l.split(':').collect::<Vec<_>>())
@@ -461,7 +548,7 @@ fn home_of(uid: u32) -> String {
 }
 
 /// Finds the program as execve would, in the container's root and PATH.
-fn resolve_exec(arg0: &str, env: &[String]) -> Result<PathBuf, Fail> {
+pub(crate) fn resolve_exec(arg0: &str, env: &[String]) -> Result<PathBuf, Fail> {
     let check = |p: &Path| -> Option<Result<PathBuf, Fail>> {
         let meta = std::fs::metadata(p).ok()?;
         if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
@@ -469,7 +556,10 @@ fn resolve_exec(arg0: &str, env: &[String]) -> Result<PathBuf, Fail> {
         } else {
             Some(Err(Fail {
                 kind: Kind::PermissionDenied,
-                message: format!("exec {arg0}: {} is not an executable file", p.display()),
+                message: format!(
+                    "exec {arg0}: {}: permission denied (not an executable file)",
+                    p.display()
+                ),
                 exec: Some(ExecFailure::NotExecutable),
             }))
         }
@@ -503,7 +593,7 @@ fn resolve_exec(arg0: &str, env: &[String]) -> Result<PathBuf, Fail> {
     }))
 }
 
-fn exec(path: &Path, args: &[String], env: &[String], stub: Option<&OwnedFd>) -> Fail {
+pub(crate) fn exec(path: &Path, args: &[String], env: &[String], stub: Option<&OwnedFd>) -> Fail {
     let c = |s: &str| CString::new(s).expect("plan checked for NUL");
     let cpath = c(&path.to_string_lossy());
     let envp: Vec<CString> = env.iter().map(|e| c(e)).collect();

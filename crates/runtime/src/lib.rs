@@ -7,9 +7,12 @@
 #![forbid(unsafe_code)]
 
 pub mod caps;
+pub mod checkpoint;
 mod container;
 pub mod default_spec;
 mod error;
+mod events;
+mod exec;
 pub mod features;
 mod hooks;
 mod init;
@@ -20,9 +23,12 @@ mod seccomp;
 pub mod spec;
 mod state;
 mod sync;
+mod update;
 
 pub use container::{CreateOptions, Runtime};
 pub use error::{Error, ExecFailure, Result};
+pub use events::Event;
+pub use exec::ExecOptions;
 pub use state::{Report, Status};
 
 /// Signal names and numbers as `kill` accepts them (`TERM`, `SIGTERM`, `15`).

@@ -69,6 +69,8 @@ pub struct MountOp {
     pub recursive_attrs: u64,
     /// Filesystem-specific options (`size=64m`, `mode=755`).
     pub data: String,
+    /// An idmapped bind mount: (uid_map, gid_map, recursive) in /proc/<pid>/uid_map form.
+    pub idmap: Option<(String, String, bool)>,
 }
 
 impl MountOp {
@@ -270,12 +272,22 @@ pub fn build(spec: &Spec, bundle: &Path, opts: &PlanOptions) -> Result<Plan> {
                 "linux.timeOffsets: unknown clock {clock:?}"
             )));
         }
+        if off.nanosecs >= 1_000_000_000 {
+            return Err(Error::spec(format!(
+                "linux.timeOffsets.{clock}.nanosecs {} is not below 1000000000",
+                off.nanosecs
+            )));
+        }
         time_offsets.push((clock.clone(), off.secs, off.nanosecs));
     }
     if !time_offsets.is_empty() && namespaces.new & CLONE_NEWTIME == 0 {
         return Err(Error::spec(
             "linux.timeOffsets: offsets need a new time namespace",
         ));
+    }
+
+    if let Some(s) = &linux.seccomp {
+        crate::seccomp::check_notify(s).map_err(Error::spec)?;
     }
 
     let personality = match &linux.personality {
@@ -399,6 +411,7 @@ fn mount_op(m: &spec::Mount) -> Result<MountOp> {
         ..Default::default()
     };
     let mut data = Vec::new();
+    let mut idmap_option: Option<bool> = None;
     for o in &m.options {
         let (set, clear): (u64, u64) = match o.as_str() {
             "defaults" => (0, 0),
@@ -443,10 +456,8 @@ fn mount_op(m: &spec::Mount) -> Result<MountOp> {
             }
             "tmpcopyup" | "rrw" | "rsuid" | "rdev" | "rexec" => (0, 0),
             "idmap" | "ridmap" => {
-                return Err(Error::Unsupported(format!(
-                    "mount {}: idmapped mounts are not supported",
-                    m.destination
-                )))
+                idmap_option = Some(o == "ridmap");
+                (0, 0)
             }
             other => match propagation(other) {
                 Some(p) => {
@@ -464,6 +475,23 @@ fn mount_op(m: &spec::Mount) -> Result<MountOp> {
     if op.fstype.as_deref() == Some("bind") {
         op.flags |= MS_BIND;
         op.fstype = None;
+    }
+    if idmap_option.is_some() || !m.uid_mappings.is_empty() || !m.gid_mappings.is_empty() {
+        if !op.is_bind() {
+            return Err(Error::spec(format!(
+                "mount {}: idmapped mounts are bind mounts only",
+                m.destination
+            )));
+        }
+        if m.uid_mappings.is_empty() || m.gid_mappings.is_empty() {
+            return Err(Error::spec(format!(
+                "mount {}: an idmapped mount needs uidMappings and gidMappings",
+                m.destination
+            )));
+        }
+        // `ridmap` idmaps every submount of an rbind too; `idmap` (or mappings alone) the top.
+        let recursive = idmap_option.unwrap_or(false);
+        op.idmap = Some((id_map(&m.uid_mappings), id_map(&m.gid_mappings), recursive));
     }
     if op.fstype.is_none() && !op.is_bind() {
         return Err(Error::spec(format!(
@@ -589,7 +617,7 @@ fn rlimit_number(name: &str) -> Option<i32> {
     NAMES.iter().position(|n| *n == name).map(|i| i as i32)
 }
 
-fn process_plan(p: &spec::Process, last_cap: u32) -> Result<ProcessPlan> {
+pub(crate) fn process_plan(p: &spec::Process, last_cap: u32) -> Result<ProcessPlan> {
     let mut env = p.env.clone();
     for e in &env {
         if !e.contains('=') || e.contains('\0') {
@@ -786,6 +814,20 @@ mod tests {
             (
                 r#"{"linux":{"namespaces":[{"type":"mount"},{"type":"user"}]}}"#,
                 "uidMappings",
+            ),
+            (
+                r#"{"linux":{"namespaces":[{"type":"mount"},{"type":"time"}],
+                    "timeOffsets":{"boottime":{"secs":1,"nanosecs":1000000000}}}}"#,
+                "timeOffsets.boottime.nanosecs",
+            ),
+            (
+                r#"{"linux":{"namespaces":[{"type":"mount"}],"timeOffsets":{"monotonic":{"secs":1}}}}"#,
+                "new time namespace",
+            ),
+            (
+                r#"{"linux":{"namespaces":[{"type":"mount"}],"seccomp":{"defaultAction":"SCMP_ACT_ALLOW",
+                    "syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_NOTIFY"}]}}}"#,
+                "listenerPath",
             ),
         ];
         for (json, needle) in cases {

@@ -1,13 +1,23 @@
 //! The OCI seccomp profile compiled with libseccomp: default action and errno, architectures,
 //! flags, per-syscall actions with errnoRet, and argument rules.
 
+use std::io::{IoSlice, Write};
+use std::mem::MaybeUninit;
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
 use std::str::FromStr;
+
+use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+use rustix::process::PidfdGetfdFlags;
 
 use libseccomp::{
     ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
 };
 
+use crate::error::Error;
 use crate::spec::{Seccomp, SyscallArg};
+use crate::state::Report;
 
 const EPERM: i32 = 1;
 
@@ -20,10 +30,7 @@ fn action(name: &str, errno: Option<u32>) -> Result<ScmpAction, String> {
         "SCMP_ACT_TRACE" => ScmpAction::Trace(errno.map_or(EPERM, |e| e as i32) as u16),
         "SCMP_ACT_ALLOW" => ScmpAction::Allow,
         "SCMP_ACT_LOG" => ScmpAction::Log,
-        "SCMP_ACT_NOTIFY" => return Err(
-            "linux.seccomp: SCMP_ACT_NOTIFY needs a listener, which berth-run does not support yet"
-                .into(),
-        ),
+        "SCMP_ACT_NOTIFY" => ScmpAction::Notify,
         other => return Err(format!("linux.seccomp: unknown action {other:?}")),
     })
 }
@@ -53,8 +60,40 @@ fn compare(arg: &SyscallArg) -> Result<ScmpArgCompare, String> {
     Ok(ScmpArgCompare::new(arg.index, op, datum))
 }
 
+/// Whether some rule of the profile uses SCMP_ACT_NOTIFY: the filter is then loaded with a
+/// listener fd, which goes to the agent at `listenerPath` (see init.rs and container.rs).
+pub(crate) fn uses_notify(s: &Seccomp) -> bool {
+    s.syscalls.iter().any(|r| r.action == "SCMP_ACT_NOTIFY")
+}
+
+/// The rules runc 1.1 applies to SCMP_ACT_NOTIFY: never the default action, a listenerPath
+/// whenever a rule notifies, and not on `write`, which the init needs after the filter is
+/// loaded to hand the listener over (a notified `write` there would wait for an agent that
+/// has not got the fd yet).
+pub(crate) fn check_notify(s: &Seccomp) -> Result<(), String> {
+    if s.default_action == "SCMP_ACT_NOTIFY" {
+        return Err(
+            "linux.seccomp.defaultAction: SCMP_ACT_NOTIFY cannot be the default action".into(),
+        );
+    }
+    if !uses_notify(s) {
+        return Ok(());
+    }
+    if s.listener_path.as_deref().unwrap_or("").is_empty() {
+        return Err("linux.seccomp: SCMP_ACT_NOTIFY is used but listenerPath is not set".into());
+    }
+    if s.syscalls
+        .iter()
+        .any(|r| r.action == "SCMP_ACT_NOTIFY" && r.names.iter().any(|n| n == "write"))
+    {
+        return Err("linux.seccomp: SCMP_ACT_NOTIFY cannot be used for the write syscall".into());
+    }
+    Ok(())
+}
+
 /// Builds (but does not load) the filter.
 pub(crate) fn compile(s: &Seccomp) -> Result<ScmpFilterContext, String> {
+    check_notify(s)?;
     let default = action(&s.default_action, s.default_errno_ret)?;
     let mut ctx =
         ScmpFilterContext::new_filter(default).map_err(|e| format!("linux.seccomp: {e}"))?;
@@ -114,6 +153,81 @@ pub(crate) fn load(ctx: &ScmpFilterContext) -> Result<(), String> {
         .map_err(|e| format!("loading the seccomp filter: {e}"))
 }
 
+/// The listener fd of a loaded filter with SCMP_ACT_NOTIFY rules (libseccomp loads such a
+/// filter with SECCOMP_FILTER_FLAG_NEW_LISTENER). The fd stays owned by the context.
+pub(crate) fn notify_fd(ctx: &ScmpFilterContext) -> Result<i32, String> {
+    ctx.get_notify_fd()
+        .map_err(|e| format!("linux.seccomp: getting the listener fd: {e}"))
+}
+
+/// The runtime-spec "Container Process State" sent with the listener fd, as runc 1.1 sends
+/// it: the fd is named `seccompFd`, `state` is the container's state (status `creating`).
+pub(crate) fn process_state(s: &Seccomp, oci_version: &str, state: &Report) -> serde_json::Value {
+    let mut doc = serde_json::json!({
+        "ociVersion": oci_version,
+        "fds": ["seccompFd"],
+        "pid": state.pid,
+        "state": state,
+    });
+    if let Some(m) = s.listener_metadata.as_deref().filter(|m| !m.is_empty()) {
+        doc["metadata"] = m.into();
+    }
+    doc
+}
+
+/// berth-run's side of SCMP_ACT_NOTIFY: takes the listener fd `fd` out of the init
+/// (pidfd_getfd), connects to linux.seccomp.listenerPath (relative to the bundle, as runc
+/// resolves it after its chdir there) and sends the container process state JSON and the fd
+/// in one message (SCM_RIGHTS).
+pub(crate) fn send_listener(
+    pid: i32,
+    fd: i32,
+    s: &Seccomp,
+    bundle: &Path,
+    state: &Report,
+) -> crate::error::Result<()> {
+    let pidfd = berth_sys::pidfd_open(pid)
+        .map_err(|e| Error::io("linux.seccomp: pidfd_open of the init", e))?;
+    let listener =
+        rustix::process::pidfd_getfd(&pidfd, fd, PidfdGetfdFlags::empty()).map_err(|e| {
+            Error::io(
+                format!("linux.seccomp: taking listener fd {fd} of the init"),
+                e.into(),
+            )
+        })?;
+    let path = bundle.join(s.listener_path.as_deref().unwrap_or_default());
+    let sock = UnixStream::connect(&path).map_err(|source| Error::File {
+        what: "linux.seccomp.listenerPath: connecting to",
+        path: path.clone(),
+        source,
+    })?;
+    let body = serde_json::to_vec(&process_state(s, &state.oci_version, state))
+        .expect("the process state serialises");
+    let fds = [listener.as_fd()];
+    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut cmsg = SendAncillaryBuffer::new(&mut space);
+    cmsg.push(SendAncillaryMessage::ScmRights(&fds));
+    let sent = rustix::net::sendmsg(
+        &sock,
+        &[IoSlice::new(&body)],
+        &mut cmsg,
+        SendFlags::NOSIGNAL,
+    )
+    .map_err(|e| {
+        Error::io(
+            format!("linux.seccomp.listenerPath: sending to {}", path.display()),
+            e.into(),
+        )
+    })?;
+    // A stream socket may take less in one call: the rest follows without the fd.
+    (&sock).write_all(&body[sent..]).map_err(|e| {
+        Error::io(
+            format!("linux.seccomp.listenerPath: sending to {}", path.display()),
+            e,
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,6 +249,23 @@ mod tests {
                             {"names":["mkdir"],"action":"SCMP_ACT_ERRNO","errnoRet":38}]}"#,
         );
         compile(&s).unwrap();
+    }
+
+    #[test]
+    fn notify_needs_a_listener_and_is_never_the_default_or_on_write() {
+        let mut s = profile(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW",
+                "syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_NOTIFY"}]}"#,
+        );
+        assert!(uses_notify(&s));
+        assert!(compile(&s).err().unwrap().contains("listenerPath"));
+        s.listener_path = Some("/run/agent.sock".into());
+        compile(&s).unwrap();
+        s.syscalls[0].names.push("write".into());
+        assert!(compile(&s).err().unwrap().contains("write syscall"));
+        let d = profile(r#"{"defaultAction":"SCMP_ACT_NOTIFY","listenerPath":"/x"}"#);
+        assert!(!uses_notify(&d));
+        assert!(compile(&d).err().unwrap().contains("default action"));
     }
 
     #[test]

@@ -90,6 +90,11 @@ pub struct Mount {
     pub kind: Option<String>,
     pub source: Option<String>,
     pub options: Vec<String>,
+    /// Idmapped mount (runtime-spec 1.1): ids of the source file system to the mount's.
+    #[serde(rename = "uidMappings", skip_serializing_if = "Vec::is_empty")]
+    pub uid_mappings: Vec<IdMapping>,
+    #[serde(rename = "gidMappings", skip_serializing_if = "Vec::is_empty")]
+    pub gid_mappings: Vec<IdMapping>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -170,6 +175,7 @@ pub struct Seccomp {
     pub architectures: Vec<String>,
     pub flags: Vec<String>,
     pub listener_path: Option<String>,
+    pub listener_metadata: Option<String>,
     pub syscalls: Vec<SyscallRule>,
 }
 

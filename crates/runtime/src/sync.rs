@@ -15,6 +15,13 @@ pub(crate) enum ToParent {
     /// Mounts are made and the root is not pivoted yet: run prestart, createRuntime and
     /// createContainer hooks, then answer `Continue`.
     Hooks,
+    /// The init made its time namespace (unshared, not entered yet): write the
+    /// linux.timeOffsets to `/proc/<init>/timens_offsets`, then answer `Continue`.
+    TimeNamespace,
+    /// The seccomp filter with SCMP_ACT_NOTIFY rules is loaded and its listener is the
+    /// init's fd `fd`: take it (pidfd_getfd), send it with the container process state to
+    /// linux.seccomp.listenerPath, then answer `Continue`.
+    SeccompListener { fd: i32 },
     /// Setup is done; the init now blocks on exec.fifo.
     Ready,
     /// Setup failed; the init exits after sending this.

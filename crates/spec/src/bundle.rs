@@ -41,6 +41,10 @@ pub struct Record {
     pub lease: String,
     /// Chain IDs of the snapshots mounted as lowers, bottom layer first.
     pub snapshots: Vec<String>,
+    /// The overlay was mounted `volatile`: its upper layer is not synced, and after a crash
+    /// it cannot be mounted again (docs/bundles.md, "Durability").
+    #[serde(default)]
+    pub volatile: bool,
 }
 
 /// One bundle to make.
@@ -52,6 +56,10 @@ pub struct Request<'a> {
     pub image: &'a ImageConfig,
     pub options: &'a Options,
     pub host: Host,
+    /// Mount the overlay `volatile` (no sync of the upper filesystem, not at `fsync` in the
+    /// container nor at unmount); `false` for a durable upper layer (`--durable`).
+    pub volatile: bool,
+    /// What to record; its `volatile` is set from how the overlay was mounted.
     pub record: Record,
 }
 
@@ -60,6 +68,8 @@ pub struct Request<'a> {
 pub struct Created {
     pub path: PathBuf,
     pub plan: Plan,
+    /// The overlay is volatile (see [`Request::volatile`]).
+    pub volatile: bool,
 }
 
 /// Reads the host facts a plan needs: architecture, kernel release, swap accounting.
@@ -180,11 +190,12 @@ pub fn create(req: &Request<'_>) -> Result<Created, Error> {
         fs::create_dir(&empty).map_err(|e| Error::io("creating", empty.as_path(), e))?;
         lowers.push(empty);
     }
-    overlay::mount(
+    let mounted = overlay::mount(
         &Overlay {
             lowers: &lowers,
             upper: &upper,
             work: &work,
+            volatile: req.volatile,
         },
         &rootfs_dir,
     )?;
@@ -208,7 +219,11 @@ pub fn create(req: &Request<'_>) -> Result<Created, Error> {
         rootfs.make_dir(d)?;
     }
 
-    let record = serde_json::to_vec_pretty(&req.record).expect("a bundle record serialises");
+    let record = Record {
+        volatile: mounted.volatile,
+        ..req.record.clone()
+    };
+    let record = serde_json::to_vec_pretty(&record).expect("a bundle record serialises");
     let record_path = dir.join(RECORD);
     fs::write(&record_path, record).map_err(|e| Error::io("writing", record_path.as_path(), e))?;
     let config = serde_json::to_vec_pretty(&plan.spec).expect("a runtime spec serialises");
@@ -221,6 +236,7 @@ pub fn create(req: &Request<'_>) -> Result<Created, Error> {
     Ok(Created {
         path: dir.to_path_buf(),
         plan,
+        volatile: mounted.volatile,
     })
 }
 
@@ -304,6 +320,7 @@ mod tests {
             image: &ImageConfig::default(),
             options: &opts,
             host: detect_host(),
+            volatile: true,
             record: Record::default(),
         };
         assert!(matches!(create(&req), Err(Error::BundleExists { .. })));
@@ -319,8 +336,13 @@ mod tests {
             root: "/var/lib/berth".into(),
             lease: "b1-0123".into(),
             snapshots: vec!["sha256:cd".into()],
+            volatile: true,
         };
         fs::write(tmp.path().join(RECORD), serde_json::to_vec(&r).unwrap()).unwrap();
         assert_eq!(record(tmp.path()).unwrap(), Some(r));
+        // Records written before `volatile` existed read as durable.
+        let old = r#"{"image": "i", "root": "/r", "lease": "l", "snapshots": []}"#;
+        fs::write(tmp.path().join(RECORD), old).unwrap();
+        assert!(!record(tmp.path()).unwrap().unwrap().volatile);
     }
 }

@@ -22,6 +22,8 @@ pub struct Options {
     pub env: Vec<String>,
     pub workdir: Option<String>,
     pub user: Option<String>,
+    /// `--group-add`: more additional groups (names from the image's `/etc/group`, or gids).
+    pub group_add: Vec<String>,
     pub hostname: Option<String>,
     pub mounts: Vec<MountOpt>,
     pub read_only: bool,

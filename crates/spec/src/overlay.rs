@@ -4,14 +4,20 @@
 //! `move_mount`) has no page-size limit on the option string, so images with hundreds of
 //! layers mount. Kernels before 6.8 lack `lowerdir+`; there the layers go in one
 //! `lowerdir=a:b:c` string, which the kernel caps at a page.
+//!
+//! A volatile overlay (`volatile`, Linux 5.10+) skips every sync of the upper filesystem:
+//! `fsync` and `syncfs` inside the container, and the sync of the whole upper filesystem
+//! that unmounting an overlay otherwise does (which is what made `--remove` slow). The
+//! kernel leaves `work/incompat/volatile` behind; an overlay with that directory in its
+//! work dir refuses to mount again until it is removed (docs/bundles.md, "Durability").
 
 use std::path::{Path, PathBuf};
 
 use rustix::fs::CWD;
 use rustix::io::Errno;
 use rustix::mount::{
-    fsconfig_create, fsconfig_set_string, fsmount, fsopen, move_mount, unmount, FsMountFlags,
-    FsOpenFlags, MountAttrFlags, MoveMountFlags, UnmountFlags,
+    fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, move_mount, unmount,
+    FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, UnmountFlags,
 };
 
 use crate::error::Error;
@@ -22,10 +28,19 @@ pub struct Overlay<'a> {
     pub lowers: &'a [PathBuf],
     pub upper: &'a Path,
     pub work: &'a Path,
+    /// Mount with `volatile` when the kernel has it.
+    pub volatile: bool,
+}
+
+/// How the overlay was mounted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mounted {
+    /// `volatile` was asked for and the kernel took it.
+    pub volatile: bool,
 }
 
 /// Mounts `overlay` at `target`.
-pub fn mount(overlay: &Overlay<'_>, target: &Path) -> Result<(), Error> {
+pub fn mount(overlay: &Overlay<'_>, target: &Path) -> Result<Mounted, Error> {
     let err = |source: Errno| Error::io("mounting the overlay rootfs at", target, source);
     let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).map_err(err)?;
     fsconfig_set_string(&fs, "source", "overlay").map_err(err)?;
@@ -61,6 +76,11 @@ pub fn mount(overlay: &Overlay<'_>, target: &Path) -> Result<(), Error> {
         .map_err(|e| Error::io("setting the overlay upperdir", overlay.upper, e))?;
     fsconfig_set_string(&fs, "workdir", overlay.work)
         .map_err(|e| Error::io("setting the overlay workdir", overlay.work, e))?;
+    // A kernel before 5.10 does not know the flag (EINVAL): the overlay is then durable.
+    let volatile = overlay.volatile && fsconfig_set_flag(&fs, "volatile").is_ok();
+    if overlay.volatile && !volatile {
+        tracing::debug!("overlay has no volatile option on this kernel; mounting it durable");
+    }
     fsconfig_create(&fs).map_err(err)?;
     let mnt = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty()).map_err(err)?;
     move_mount(
@@ -71,7 +91,7 @@ pub fn mount(overlay: &Overlay<'_>, target: &Path) -> Result<(), Error> {
         MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
     )
     .map_err(err)?;
-    Ok(())
+    Ok(Mounted { volatile })
 }
 
 /// `:` and `\` in a path must be escaped in a `lowerdir=` list.

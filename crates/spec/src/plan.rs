@@ -66,7 +66,8 @@ pub fn plan(
 ) -> Result<Plan, Error> {
     check_id(&opts.id)?;
     let user_spec = opts.user.as_deref().unwrap_or(&image.user);
-    let user = user::resolve(user_spec, &users.passwd, &users.groups)?;
+    let mut user = user::resolve(user_spec, &users.passwd, &users.groups)?;
+    user::add_groups(&mut user, &opts.group_add, &users.groups)?;
     let caps = caps::compute(opts.privileged, &opts.cap_add, &opts.cap_drop, host.caps);
 
     let process = process(image, opts, &user, &caps)?;

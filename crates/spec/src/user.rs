@@ -153,6 +153,28 @@ pub fn resolve(
     Ok(user)
 }
 
+/// Resolves `--group-add` entries (docker's rule): a name must be a group in the image's
+/// `/etc/group`; a number need not be. The gids are added to the user's additional gids
+/// whatever `USER[:GROUP]` was, in order, without duplicates.
+pub fn add_groups(
+    user: &mut ResolvedUser,
+    add: &[String],
+    groups: &[GroupEntry],
+) -> Result<(), Error> {
+    for g in add {
+        let gid = match groups.iter().find(|e| e.name == *g) {
+            Some(e) => e.gid,
+            None => g
+                .parse()
+                .map_err(|_| Error::UnknownGroup { group: g.clone() })?,
+        };
+        if !user.additional_gids.contains(&gid) {
+            user.additional_gids.push(gid);
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,6 +224,24 @@ mod tests {
         assert_eq!((u.uid, u.gid, u.home.as_str()), (4000, 4001, "/"));
         let u = go("4000").unwrap();
         assert_eq!((u.uid, u.gid), (4000, 0));
+    }
+
+    #[test]
+    fn group_add_appends_names_and_numbers_even_with_an_explicit_group() {
+        let groups = parse_group(GROUP);
+        let mut u = go("app").unwrap();
+        add_groups(
+            &mut u,
+            &["wheel".into(), "4242".into(), "staff".into()],
+            &groups,
+        )
+        .unwrap();
+        assert_eq!(u.additional_gids, [50, 10, 4242]);
+        let mut u = go("app:app").unwrap();
+        add_groups(&mut u, &["staff".into()], &groups).unwrap();
+        assert_eq!((u.gid, u.additional_gids.clone()), (1000, vec![50]));
+        let err = add_groups(&mut u, &["ghosts".into()], &groups).unwrap_err();
+        assert!(matches!(err, Error::UnknownGroup { group } if group == "ghosts"));
     }
 
     #[test]

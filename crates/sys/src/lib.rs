@@ -11,6 +11,16 @@ use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
+mod bpf;
+mod clone3;
+
+pub use bpf::{
+    bpf_prog_attach, bpf_prog_detach, bpf_prog_get_fd_by_id, bpf_prog_info, bpf_prog_load,
+    bpf_prog_query, BpfInsn, BpfProgInfo, BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI, BPF_F_REPLACE,
+    BPF_PROG_TYPE_CGROUP_DEVICE,
+};
+pub use clone3::{clone3_unavailable, clone_into_cgroup, CLONE_INTO_CGROUP};
+
 fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
     if ret < 0 {
         Err(io::Error::last_os_error())
@@ -868,4 +878,35 @@ mod tests {
         let got = recv_fd(b.as_fd()).unwrap();
         assert!(got.as_raw_fd() >= 0);
     }
+}
+
+/// `MOUNT_ATTR_IDMAP`: the mount's ids go through the user namespace given with it.
+pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+
+/// `mount_setattr(fd, "", AT_EMPTY_PATH | flags, {MOUNT_ATTR_IDMAP, userns_fd})`: makes the
+/// detached mount `fd` (from `open_tree(OPEN_TREE_CLONE)`) an idmapped mount through the
+/// user namespace `userns` (recursively with [`mount_attr::AT_RECURSIVE`]). Linux 5.12+.
+pub fn mount_setattr_idmap(
+    fd: BorrowedFd<'_>,
+    flags: u32,
+    userns: BorrowedFd<'_>,
+) -> io::Result<()> {
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_raw_fd() as u64,
+    };
+    // SAFETY: attr is a live, correctly sized struct mount_attr; the path is an empty C string.
+    check_long(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            flags | libc::AT_EMPTY_PATH as u32,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    })?;
+    Ok(())
 }

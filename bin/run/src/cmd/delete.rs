@@ -18,7 +18,13 @@ pub(crate) struct DeleteArgs {
 }
 
 pub(crate) fn run(rt: &Runtime, a: DeleteArgs) -> anyhow::Result<ExitCode> {
-    rt.delete(&a.id, a.force)
-        .with_context(|| format!("deleting container {}", a.id))?;
-    Ok(ExitCode::SUCCESS)
+    match rt.delete(&a.id, a.force) {
+        // As runc: `delete --force` of a container that does not exist succeeds. podman runs
+        // it after a failed create, and its error would otherwise hide the create's own.
+        Err(berth_runtime::Error::NotFound(_)) if a.force => Ok(ExitCode::SUCCESS),
+        r => {
+            r.with_context(|| format!("deleting container {}", a.id))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }

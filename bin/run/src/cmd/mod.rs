@@ -1,17 +1,22 @@
 //! One file per verb.
 
+mod checkpoint;
 mod create;
 mod delete;
+mod events;
+mod exec;
 mod features;
 mod kill;
 mod list;
 mod pause;
 mod ps;
+mod restore;
 mod resume;
 mod run;
 mod spec;
 mod start;
 mod state;
+mod update;
 
 use std::process::ExitCode;
 
@@ -44,6 +49,16 @@ pub(crate) enum Command {
     Pause(pause::PauseArgs),
     /// Thaw a paused container: its processes run again.
     Resume(resume::ResumeArgs),
+    /// Change a container's resource limits (runc's flags, or --resources JSON).
+    Update(update::UpdateArgs),
+    /// Print a container's cgroup stats (--stats: once) and OOM events, as runc's JSON.
+    Events(events::EventsArgs),
+    /// Run one more process in a created or running container (joins its namespaces and cgroup).
+    Exec(exec::ExecArgs),
+    /// Dump a running container to image files through CRIU (it stops unless --leave-running).
+    Checkpoint(checkpoint::CheckpointArgs),
+    /// Restore a container from a checkpoint's images and a bundle, through CRIU.
+    Restore(restore::RestoreArgs),
 }
 
 /// `--format` of `list` and `ps`.
@@ -116,5 +131,10 @@ pub(crate) fn dispatch(
         Command::Ps(a) => ps::run(root, a),
         Command::Pause(a) => pause::run(rt, a),
         Command::Resume(a) => resume::run(rt, a),
+        Command::Update(a) => update::run(rt, a),
+        Command::Events(a) => events::run(rt, a),
+        Command::Exec(a) => exec::run(rt, a),
+        Command::Checkpoint(a) => checkpoint::run(root, a),
+        Command::Restore(a) => restore::run(root, a),
     }
 }

@@ -1,0 +1,532 @@
+//! berth-run end to end, as root: the runtime-spec items that came last (issue #5):
+//! `linux.timeOffsets` (a time namespace with offsets, seen from inside) and seccomp
+//! `SCMP_ACT_NOTIFY` with `listenerPath`/`listenerMetadata` (an agent in the test receives
+//! the listener fd and the container process state, answers the container's `mkdir`s, and
+//! the same bundle runs under runc 1.1 as the differential).
+//!
+//! Each test has its own temporary directory (state roots, bundles, the agent's socket),
+//! unique container ids and cgroupsPath /berth/<id>; the `Lab` guard force-deletes its
+//! containers under both runtimes and removes their cgroups on drop, pass or fail.
+
+use std::io::IoSliceMut;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use libseccomp::{ScmpNotifReq, ScmpNotifResp, ScmpNotifRespFlags};
+use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+use serde_json::{json, Value};
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+fn unique(tag: &str) -> String {
+    format!(
+        "e2e-sg-{tag}-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+struct Lab {
+    dir: tempfile::TempDir,
+    ids: Vec<String>,
+    runc_ids: Vec<String>,
+}
+
+impl Lab {
+    fn new() -> Lab {
+        assert!(
+            rustix::process::geteuid().is_root(),
+            "berth-run end-to-end tests need root"
+        );
+        Lab {
+            dir: tempfile::tempdir().unwrap(),
+            ids: Vec::new(),
+            runc_ids: Vec::new(),
+        }
+    }
+
+    /// A bundle with static busybox in the rootfs and a minimal config (pid, mount, ipc,
+    /// uts namespaces, /proc, a tmpfs /dev); `edit` changes the config.
+    fn bundle(&mut self, id: &str, args: &[&str], edit: impl FnOnce(&mut Value)) -> PathBuf {
+        let b = self.dir.path().join(format!("bundle-{id}"));
+        let bin = b.join("rootfs/bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::copy("/bin/busybox", bin.join("busybox"))
+            .expect("busybox-static is installed (scripts/setup)");
+        for c in ["sh", "cat", "echo", "mkdir", "ls"] {
+            std::os::unix::fs::symlink("busybox", bin.join(c)).unwrap();
+        }
+        for d in ["proc", "dev", "tmp"] {
+            std::fs::create_dir_all(b.join("rootfs").join(d)).unwrap();
+        }
+        std::fs::set_permissions(
+            b.join("rootfs/tmp"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+        )
+        .unwrap();
+        self.ids.push(id.to_string());
+        let mut config = json!({
+            "ociVersion": "1.0.2",
+            "process": {
+                "user": {"uid": 0, "gid": 0},
+                "args": args,
+                "env": ["PATH=/bin"],
+                "cwd": "/",
+                "noNewPrivileges": true
+            },
+            "root": {"path": "rootfs"},
+            "mounts": [
+                {"destination": "/proc", "type": "proc", "source": "proc"},
+                {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"]}
+            ],
+            "linux": {
+                "cgroupsPath": format!("/berth/{id}"),
+                "namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "ipc"}, {"type": "uts"}]
+            }
+        });
+        edit(&mut config);
+        std::fs::write(
+            b.join("config.json"),
+            serde_json::to_vec_pretty(&config).unwrap(),
+        )
+        .unwrap();
+        b
+    }
+
+    fn berth(&self, args: &[&str]) -> Output {
+        run_to_files(
+            self.dir.path(),
+            Command::new(berth_testkit::bin_path("berth-run"))
+                .arg("--root")
+                .arg(self.dir.path().join("state"))
+                .args(args),
+        )
+    }
+
+    fn berth_run(&self, id: &str, bundle: &Path) -> Output {
+        self.berth(&["run", "--bundle", bundle.to_str().unwrap(), id])
+    }
+
+    fn runc_run(&mut self, id: &str, bundle: &Path) -> Output {
+        self.runc_ids.push(id.to_string());
+        run_to_files(
+            self.dir.path(),
+            Command::new("runc")
+                .arg("--root")
+                .arg(self.dir.path().join("runc-state"))
+                .args(["run", "--bundle"])
+                .arg(bundle)
+                .arg(id),
+        )
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for id in &self.ids {
+            let _ = self.berth(&["delete", "--force", id]);
+        }
+        for id in &self.runc_ids {
+            let _ = Command::new("runc")
+                .arg("--root")
+                .arg(self.dir.path().join("runc-state"))
+                .args(["delete", "--force", id])
+                .output();
+        }
+        for id in self.ids.iter().chain(&self.runc_ids) {
+            for entry in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+                let _ = std::fs::remove_dir(entry.path().join("berth").join(id));
+            }
+            let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup/berth").join(id));
+        }
+    }
+}
+
+/// stdout and stderr in files, not pipes: nothing the container leaves behind holds them.
+fn run_to_files(dir: &Path, cmd: &mut Command) -> Output {
+    let n = SEQ.fetch_add(1, Ordering::SeqCst);
+    let (out_path, err_path) = (dir.join(format!("out-{n}")), dir.join(format!("err-{n}")));
+    let status = cmd
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .status()
+        .unwrap();
+    Output {
+        status,
+        stdout: std::fs::read(&out_path).unwrap(),
+        stderr: std::fs::read(&err_path).unwrap(),
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn host_uptime() -> f64 {
+    let s = std::fs::read_to_string("/proc/uptime").unwrap();
+    s.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+// ---- linux.timeOffsets ----
+
+const DAY: i64 = 86_400;
+
+fn time_offsets_are_seen_inside(user_ns: bool) {
+    let mut lab = Lab::new();
+    let id = unique("time");
+    let b = lab.bundle(
+        &id,
+        &["sh", "-c", "cat /proc/uptime /proc/self/timens_offsets"],
+        |c| {
+            let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+            ns.push(json!({"type": "time"}));
+            if user_ns {
+                ns.push(json!({"type": "user"}));
+                c["linux"]["uidMappings"] =
+                    json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+                c["linux"]["gidMappings"] =
+                    json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+            }
+            c["linux"]["timeOffsets"] = json!({
+                "monotonic": {"secs": 3 * DAY, "nanosecs": 250},
+                "boottime": {"secs": 10 * DAY, "nanosecs": 0}
+            });
+        },
+    );
+    let before = host_uptime();
+    let out = lab.berth_run(&id, &b);
+    let after = host_uptime();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let mut lines = stdout.lines();
+    let uptime: f64 = lines
+        .next()
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("no uptime in {stdout:?}"));
+    // /proc/uptime is CLOCK_BOOTTIME: the host's plus the boottime offset.
+    let offset = (10 * DAY) as f64;
+    assert!(
+        uptime >= before + offset - 0.01 && uptime <= after + offset + 0.01,
+        "uptime {uptime} inside, host {before}..{after}"
+    );
+    let offsets: Vec<Vec<String>> = lines
+        .map(|l| l.split_whitespace().map(String::from).collect())
+        .collect();
+    assert_eq!(
+        offsets,
+        vec![
+            vec!["monotonic".to_string(), (3 * DAY).to_string(), "250".into()],
+            vec!["boottime".to_string(), (10 * DAY).to_string(), "0".into()],
+        ],
+        "{stdout}"
+    );
+}
+
+#[test]
+fn time_offsets_move_the_clocks_of_a_new_time_namespace() {
+    time_offsets_are_seen_inside(false);
+}
+
+#[test]
+fn time_offsets_work_in_a_new_user_namespace() {
+    time_offsets_are_seen_inside(true);
+}
+
+#[test]
+fn bad_time_offsets_are_refused_in_one_line_and_leave_nothing() {
+    let mut lab = Lab::new();
+    // Out of the kernel's range: refused by the kernel when berth-run writes them.
+    let id = unique("time-range");
+    let b = lab.bundle(&id, &["true"], |c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "time"}));
+        c["linux"]["timeOffsets"] = json!({"monotonic": {"secs": -1_000_000_000_i64}});
+    });
+    let out = lab.berth_run(&id, &b);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert!(
+        err.contains("linux.timeOffsets") && err.contains("timens_offsets"),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(!lab.dir.path().join("state").join(&id).exists());
+    assert!(!Path::new("/sys/fs/cgroup/pids/berth").join(&id).exists());
+
+    // Nanoseconds of a second or more, and offsets without a new time namespace: the spec.
+    for (tag, edit) in [
+        (
+            "nanos",
+            json!({"ns": [{"type": "time"}], "off": {"boottime": {"secs": 1, "nanosecs": 1_000_000_000}}}),
+        ),
+        ("no-ns", json!({"ns": [], "off": {"boottime": {"secs": 1}}})),
+    ] {
+        let id = unique(tag);
+        let b = lab.bundle(&id, &["true"], |c| {
+            for n in edit["ns"].as_array().unwrap() {
+                c["linux"]["namespaces"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(n.clone());
+            }
+            c["linux"]["timeOffsets"] = edit["off"].clone();
+        });
+        let out = lab.berth(&["create", "--bundle", b.to_str().unwrap(), &id]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{tag}: {err}");
+        assert!(err.contains("linux.timeOffsets"), "{tag}: {err}");
+        assert!(!lab.dir.path().join("state").join(&id).exists());
+    }
+}
+
+// ---- seccomp SCMP_ACT_NOTIFY ----
+
+/// What the agent received and did.
+struct AgentReport {
+    state: Value,
+    answered: Vec<String>,
+}
+
+/// A seccomp agent: accepts one connection on `path`, receives the container process state
+/// and the listener fd in one message, then answers `answers.len()` notifications in order:
+/// `Some(errno)` makes the syscall fail with it, `None` makes it succeed without doing it.
+fn agent(path: &Path, answers: Vec<Option<i32>>) -> std::thread::JoinHandle<AgentReport> {
+    let listener = UnixListener::bind(path).unwrap();
+    std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        let mut buf = vec![0u8; 65536];
+        let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(2))];
+        let mut cmsg = RecvAncillaryBuffer::new(&mut space);
+        let got = rustix::net::recvmsg(
+            &conn,
+            &mut [IoSliceMut::new(&mut buf)],
+            &mut cmsg,
+            RecvFlags::CMSG_CLOEXEC,
+        )
+        .unwrap();
+        let mut fds: Vec<OwnedFd> = Vec::new();
+        for m in cmsg.drain() {
+            if let RecvAncillaryMessage::ScmRights(r) = m {
+                fds.extend(r);
+            }
+        }
+        assert_eq!(fds.len(), 1, "one fd with the process state");
+        // The rest of the JSON, if the sender's one message was split.
+        let mut body = buf[..got.bytes].to_vec();
+        let mut rest = Vec::new();
+        if serde_json::from_slice::<Value>(&body).is_err() {
+            std::io::Read::read_to_end(&mut &conn, &mut rest).unwrap();
+            body.extend(rest);
+        }
+        let state: Value = serde_json::from_slice(&body).unwrap();
+        let fd = fds[0].as_raw_fd();
+        let mut answered = Vec::new();
+        for answer in answers {
+            // Readable (a notification) or hung up (every filtered task is gone).
+            let ready = berth_sys::poll_readable(fds[0].as_fd(), 10_000).unwrap();
+            assert!(ready, "no notification within 10 s");
+            let req = ScmpNotifReq::receive(fd).unwrap();
+            let name = req.data.syscall.get_name().unwrap_or_default();
+            answered.push(name);
+            let resp = match answer {
+                Some(errno) => {
+                    ScmpNotifResp::new_error(req.id, -errno, ScmpNotifRespFlags::empty())
+                }
+                None => ScmpNotifResp::new_val(req.id, 0, ScmpNotifRespFlags::empty()),
+            };
+            resp.respond(fd).unwrap();
+        }
+        AgentReport { state, answered }
+    })
+}
+
+/// The agent's report once the runtime returned. A runtime that failed before it connected
+/// leaves the agent in accept: an empty connection of our own ends it (and fails the test
+/// with the runtime's error).
+fn agent_report(
+    agent: std::thread::JoinHandle<AgentReport>,
+    sock: &Path,
+    out: &Output,
+    runtime: &str,
+) -> AgentReport {
+    if !out.status.success() {
+        drop(UnixStream::connect(sock));
+    }
+    agent.join().unwrap_or_else(|_| {
+        panic!(
+            "{runtime}: the agent failed; the runtime said: {}",
+            text(&out.stderr)
+        )
+    })
+}
+
+const ENOANO: i32 = 55;
+
+/// A bundle whose `mkdir`s are notified to the agent at `sock`: the first is failed with
+/// ENOANO, the second "succeeds" without the directory being made.
+fn notify_bundle(lab: &mut Lab, id: &str, sock: &Path) -> PathBuf {
+    lab.bundle(
+        id,
+        &[
+            "sh",
+            "-c",
+            "mkdir /tmp/a; echo first=$?; mkdir /tmp/b; echo second=$?; \
+             ls -d /tmp/b 2>/dev/null || echo b-absent",
+        ],
+        |c| {
+            c["linux"]["seccomp"] = json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "architectures": ["SCMP_ARCH_X86_64"],
+                "listenerPath": sock,
+                "listenerMetadata": "berth-e2e metadata",
+                "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
+            });
+        },
+    )
+}
+
+fn check_notified_run(out: &Output, report: &AgentReport, id: &str, runtime: &str) {
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{runtime}: {}", text(&out.stderr));
+    assert!(
+        stdout.contains("first=1") && stdout.contains("second=0") && stdout.contains("b-absent"),
+        "{runtime}: {stdout}"
+    );
+    assert!(
+        text(&out.stderr).contains("No anode"),
+        "{runtime}: mkdir should report the agent's errno: {}",
+        text(&out.stderr)
+    );
+    assert_eq!(report.answered.len(), 2, "{runtime}");
+    assert!(
+        report
+            .answered
+            .iter()
+            .all(|n| n == "mkdir" || n == "mkdirat"),
+        "{runtime}: {:?}",
+        report.answered
+    );
+    let s = &report.state;
+    assert_eq!(s["fds"], json!(["seccompFd"]), "{runtime}: {s}");
+    assert_eq!(s["metadata"], json!("berth-e2e metadata"), "{runtime}: {s}");
+    assert!(s["ociVersion"].is_string(), "{runtime}: {s}");
+    assert!(s["pid"].as_i64().unwrap_or(0) > 0, "{runtime}: {s}");
+    assert_eq!(s["state"]["pid"], s["pid"], "{runtime}: {s}");
+    assert_eq!(s["state"]["id"], json!(id), "{runtime}: {s}");
+    assert_eq!(s["state"]["status"], json!("creating"), "{runtime}: {s}");
+}
+
+#[test]
+fn seccomp_notify_hands_the_listener_to_the_agent_which_answers_mkdir() {
+    let mut lab = Lab::new();
+    let id = unique("notify");
+    let sock = lab.dir.path().join("agent.sock");
+    let b = notify_bundle(&mut lab, &id, &sock);
+    let agent = agent(&sock, vec![Some(ENOANO), None]);
+    let out = lab.berth_run(&id, &b);
+    let report = agent_report(agent, &sock, &out, "berth-run");
+    check_notified_run(&out, &report, &id, "berth-run");
+    assert!(report.state["state"]["bundle"]
+        .as_str()
+        .is_some_and(|p| Path::new(p) == b));
+}
+
+#[test]
+fn seccomp_notify_with_no_new_privileges_false_too() {
+    let mut lab = Lab::new();
+    let id = unique("notify-nnp");
+    let sock = lab.dir.path().join("agent.sock");
+    let b = notify_bundle(&mut lab, &id, &sock);
+    let mut c: Value =
+        serde_json::from_slice(&std::fs::read(b.join("config.json")).unwrap()).unwrap();
+    c["process"]["noNewPrivileges"] = json!(false);
+    std::fs::write(b.join("config.json"), serde_json::to_vec(&c).unwrap()).unwrap();
+    let agent = agent(&sock, vec![Some(ENOANO), None]);
+    let out = lab.berth_run(&id, &b);
+    let report = agent_report(agent, &sock, &out, "berth-run");
+    check_notified_run(&out, &report, &id, "berth-run");
+}
+
+#[test]
+fn seccomp_notify_differential_with_runc() {
+    let mut lab = Lab::new();
+    let mut keys = Vec::new();
+    let mut outputs = Vec::new();
+    for runtime in ["berth-run", "runc"] {
+        let id = unique("notify-diff");
+        let sock = lab.dir.path().join(format!("agent-{runtime}.sock"));
+        let b = notify_bundle(&mut lab, &id, &sock);
+        let agent = agent(&sock, vec![Some(ENOANO), None]);
+        let out = if runtime == "runc" {
+            lab.runc_run(&id, &b)
+        } else {
+            lab.berth_run(&id, &b)
+        };
+        let report = agent_report(agent, &sock, &out, runtime);
+        check_notified_run(&out, &report, &id, runtime);
+        let mut k: Vec<String> = report.state.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        keys.push(k);
+        outputs.push(text(&out.stdout));
+    }
+    assert_eq!(
+        keys[0], keys[1],
+        "the process state documents have the same fields"
+    );
+    assert_eq!(outputs[0], outputs[1], "the container saw the same answers");
+}
+
+#[test]
+fn seccomp_notify_refusals_are_one_line() {
+    let mut lab = Lab::new();
+    // No agent listening: create fails naming the path, and leaves nothing behind.
+    let id = unique("notify-noagent");
+    let sock = lab.dir.path().join("nobody.sock");
+    let b = notify_bundle(&mut lab, &id, &sock);
+    let out = lab.berth(&["create", "--bundle", b.to_str().unwrap(), &id]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("listenerPath") && err.contains("nobody.sock"),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(!lab.dir.path().join("state").join(&id).exists());
+
+    // The spec's rules: a listenerPath is required; never the default action; not on write.
+    for (tag, seccomp, needle) in [
+        (
+            "nopath",
+            json!({"defaultAction": "SCMP_ACT_ALLOW",
+                   "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}),
+            "listenerPath",
+        ),
+        (
+            "default",
+            json!({"defaultAction": "SCMP_ACT_NOTIFY", "listenerPath": "/x"}),
+            "default action",
+        ),
+        (
+            "write",
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/x",
+                   "syscalls": [{"names": ["write"], "action": "SCMP_ACT_NOTIFY"}]}),
+            "write",
+        ),
+    ] {
+        let id = unique(tag);
+        let b = lab.bundle(&id, &["true"], |c| c["linux"]["seccomp"] = seccomp);
+        let out = lab.berth(&["create", "--bundle", b.to_str().unwrap(), &id]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{tag}: {err}");
+        assert!(err.contains(needle), "{tag}: {err}");
+        assert!(!lab.dir.path().join("state").join(&id).exists());
+    }
+}
