@@ -62,7 +62,7 @@ c["linux"]["cgroupsPath"] = cg
 json.dump(c, open(path, "w"), indent=1)
 EOF
 
-exec unshare --mount --propagation private -- python3 - "$rounds" "$work" "$bundle" "$berth" "$berth_dyn" <<'EOF'
+unshare --mount --propagation private -- python3 - "$rounds" "$work" "$bundle" "$berth" "$berth_dyn" <<'EOF'
 import os, statistics, subprocess, sys, time
 
 rounds, work, bundle, berth, berth_dyn = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]

@@ -2,7 +2,9 @@
 //! `linux.timeOffsets` (a time namespace with offsets, seen from inside) and seccomp
 //! `SCMP_ACT_NOTIFY` with `listenerPath`/`listenerMetadata` (an agent in the test receives
 //! the listener fd and the container process state, answers the container's `mkdir`s, and
-//! the same bundle runs under runc 1.1 as the differential).
+//! the same bundle runs under runc 1.1 as the differential); idmapped bind mounts (mount
+//! `uidMappings`/`gidMappings` with `idmap`/`ridmap`, which runc 1.1.5 does not have); and
+//! joining a user namespace by path while creating the other namespaces.
 //!
 //! Each test has its own temporary directory (state roots, bundles, the agent's socket),
 //! unique container ids and cgroupsPath /berth/<id>; the `Lab` guard force-deletes its
@@ -57,7 +59,7 @@ impl Lab {
         std::fs::create_dir_all(&bin).unwrap();
         std::fs::copy("/bin/busybox", bin.join("busybox"))
             .expect("busybox-static is installed (scripts/setup)");
-        for c in ["sh", "cat", "echo", "mkdir", "ls"] {
+        for c in ["sh", "cat", "echo", "mkdir", "ls", "sleep"] {
             std::os::unix::fs::symlink("busybox", bin.join(c)).unwrap();
         }
         for d in ["proc", "dev", "tmp"] {
@@ -485,6 +487,43 @@ fn seccomp_notify_differential_with_runc() {
 }
 
 #[test]
+fn seccomp_notify_of_an_exec_reaches_the_agent_with_the_running_state() {
+    let mut lab = Lab::new();
+    let id = unique("notify-exec");
+    let sock = lab.dir.path().join("agent.sock");
+    let b = lab.bundle(&id, &["sleep", "600"], |c| {
+        c["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": sock,
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
+        });
+    });
+    // The init's listener: taken at create, answering nothing.
+    let first = agent(&sock, vec![]);
+    let out = lab.berth(&["run", "--detach", "--bundle", b.to_str().unwrap(), &id]);
+    let created = agent_report(first, &sock, &out, "berth-run run");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(created.state["state"]["status"], json!("creating"));
+    let init_pid = created.state["pid"].as_i64().unwrap();
+
+    std::fs::remove_file(&sock).unwrap();
+    let second = agent(&sock, vec![Some(ENOANO)]);
+    let out = lab.berth(&["exec", &id, "mkdir", "/tmp/x"]);
+    let report = agent_report(second, &sock, &out, "berth-run exec");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("No anode"),
+        "{}",
+        text(&out.stderr)
+    );
+    let s = &report.state;
+    assert_eq!(s["state"]["status"], json!("running"), "{s}");
+    assert_eq!(s["state"]["pid"], json!(init_pid), "{s}");
+    assert!(s["pid"].as_i64().unwrap() != init_pid, "{s}");
+    assert_eq!(report.answered.len(), 1);
+}
+
+#[test]
 fn seccomp_notify_refusals_are_one_line() {
     let mut lab = Lab::new();
     // No agent listening: create fails naming the path, and leaves nothing behind.
@@ -529,4 +568,258 @@ fn seccomp_notify_refusals_are_one_line() {
         assert!(err.contains(needle), "{tag}: {err}");
         assert!(!lab.dir.path().join("state").join(&id).exists());
     }
+}
+
+// ---- idmapped mounts ----
+
+/// A host directory for an idmapped mount: `owned-1000` (uid/gid 1000), `owned-root` and a
+/// directory owned by root, writable by its owner only.
+fn idmap_source(lab: &Lab, name: &str) -> PathBuf {
+    let src = lab.dir.path().join(name);
+    std::fs::create_dir(&src).unwrap();
+    std::fs::set_permissions(&src, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(src.join("owned-1000"), "x").unwrap();
+    std::os::unix::fs::chown(src.join("owned-1000"), Some(1000), Some(1000)).unwrap();
+    std::fs::write(src.join("owned-root"), "x").unwrap();
+    src
+}
+
+fn user_ns(c: &mut Value) {
+    c["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user"}));
+    c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+    c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+}
+
+#[test]
+fn idmapped_bind_mounts_show_and_write_ids_through_their_mappings() {
+    let mut lab = Lab::new();
+    let id = unique("idmap");
+    let src = idmap_source(&lab, "idmap-src");
+    let ro_src = idmap_source(&lab, "idmap-ro-src");
+    // Source ids 1000 -> container 7 (host 200007), 0 -> container 0 (host 200000).
+    let maps = json!([{"containerID": 1000, "hostID": 200007, "size": 1},
+                      {"containerID": 0, "hostID": 200000, "size": 1}]);
+    let b = lab.bundle(
+        &id,
+        &[
+            "sh",
+            "-c",
+            "ls -ln /data /plain; echo made > /data/new && echo wrote; \
+             echo no > /ro/new 2>/dev/null || echo ro-refused",
+        ],
+        |c| {
+            user_ns(c);
+            let mounts = c["mounts"].as_array_mut().unwrap();
+            mounts.push(
+                json!({"destination": "/data", "type": "bind", "source": src,
+                               "options": ["rbind", "idmap"],
+                               "uidMappings": maps, "gidMappings": maps}),
+            );
+            mounts.push(
+                json!({"destination": "/plain", "type": "bind", "source": src,
+                               "options": ["rbind"]}),
+            );
+            mounts.push(
+                json!({"destination": "/ro", "type": "bind", "source": ro_src,
+                               "options": ["rbind", "ridmap", "ro"],
+                               "uidMappings": maps, "gidMappings": maps}),
+            );
+        },
+    );
+    // Mount points exist in the image: container root cannot create them in a rootfs that
+    // belongs to the host's root.
+    for d in ["data", "plain", "ro"] {
+        std::fs::create_dir(b.join("rootfs").join(d)).unwrap();
+    }
+    let out = lab.berth_run(&id, &b);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}\n{stdout}", text(&out.stderr));
+    // `ls -ln` lines: mode, links, uid, gid, size, month, day, time, name.
+    let owners = |dir_listing: &str| -> Vec<(String, String, String)> {
+        dir_listing
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.len() >= 9 && f[8].starts_with("owned-"))
+                    .then(|| (f[8].to_string(), f[2].to_string(), f[3].to_string()))
+            })
+            .collect()
+    };
+    let (data, plain) = stdout.split_once("/plain:").expect("two listings");
+    assert_eq!(
+        owners(data),
+        vec![
+            ("owned-1000".into(), "7".into(), "7".into()),
+            ("owned-root".into(), "0".into(), "0".into())
+        ],
+        "{stdout}"
+    );
+    // The same directory without the idmap: host ids outside the container's map.
+    assert_eq!(
+        owners(plain),
+        vec![
+            ("owned-1000".into(), "65534".into(), "65534".into()),
+            ("owned-root".into(), "65534".into(), "65534".into())
+        ],
+        "{stdout}"
+    );
+    // Container root (host 200000) writes through the idmap as source uid 0.
+    assert!(stdout.contains("wrote"), "{stdout}");
+    let meta = std::fs::metadata(src.join("new")).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!((meta.uid(), meta.gid()), (0, 0));
+    assert!(stdout.contains("ro-refused"), "{stdout}");
+    assert!(!ro_src.join("new").exists());
+}
+
+#[test]
+fn bad_idmapped_mounts_are_refused_in_one_line() {
+    let mut lab = Lab::new();
+    let maps = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+    let missing = lab.dir.path().join("no-such-dir");
+    for (tag, mount, code, needle) in [
+        (
+            "tmpfs",
+            json!({"destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": ["idmap"],
+                   "uidMappings": maps, "gidMappings": maps}),
+            2,
+            "bind mounts only",
+        ),
+        (
+            "nomaps",
+            json!({"destination": "/t", "type": "bind", "source": "/tmp", "options": ["rbind", "idmap"]}),
+            2,
+            "needs uidMappings and gidMappings",
+        ),
+        (
+            "missing",
+            json!({"destination": "/t", "type": "bind", "source": missing, "options": ["rbind", "idmap"],
+                   "uidMappings": maps, "gidMappings": maps}),
+            3,
+            "no-such-dir",
+        ),
+    ] {
+        let id = unique(tag);
+        let b = lab.bundle(&id, &["true"], |c| {
+            user_ns(c);
+            c["mounts"].as_array_mut().unwrap().push(mount);
+        });
+        let out = lab.berth(&["create", "--bundle", b.to_str().unwrap(), &id]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{tag}: {err}");
+        assert!(err.contains(needle) && err.contains("/t"), "{tag}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{tag}: {err}");
+        assert!(!lab.dir.path().join("state").join(&id).exists(), "{tag}");
+        assert!(
+            !Path::new("/sys/fs/cgroup/pids/berth").join(&id).exists(),
+            "{tag}"
+        );
+    }
+}
+
+// ---- a joined user namespace with new other namespaces ----
+
+/// A process in a user namespace of its own (maps written by the test), killed and reaped on
+/// drop.
+struct UserNsHolder(std::process::Child);
+
+impl UserNsHolder {
+    fn new(map: &str) -> UserNsHolder {
+        let child = Command::new("unshare")
+            .args(["--user", "sleep", "600"])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("unshare (util-linux) runs");
+        let h = UserNsHolder(child);
+        let pid = h.0.id();
+        let ours = std::fs::read_link("/proc/self/ns/user").unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::fs::read_link(format!("/proc/{pid}/ns/user")).ok() == Some(ours.clone()) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "unshare --user did not unshare"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        std::fs::write(format!("/proc/{pid}/uid_map"), map).unwrap();
+        std::fs::write(format!("/proc/{pid}/gid_map"), map).unwrap();
+        h
+    }
+
+    fn ns(&self) -> String {
+        format!("/proc/{}/ns/user", self.0.id())
+    }
+}
+
+impl Drop for UserNsHolder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_joined_user_namespace_owns_the_new_namespaces_made_with_it() {
+    let mut lab = Lab::new();
+    let holder = UserNsHolder::new("0 200000 65536\n");
+    let id = unique("userjoin");
+    let b = lab.bundle(
+        &id,
+        &[
+            "sh",
+            "-c",
+            "cat /proc/self/uid_map; readlink /proc/self/ns/user; readlink /proc/self/ns/mnt; \
+             hostname; echo pid=$$; cat /proc/uptime",
+        ],
+        |c| {
+            c["hostname"] = json!("joined");
+            let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+            ns.push(json!({"type": "network"}));
+            ns.push(json!({"type": "cgroup"}));
+            ns.push(json!({"type": "time"}));
+            ns.push(json!({"type": "user", "path": holder.ns()}));
+            c["linux"]["timeOffsets"] = json!({"boottime": {"secs": 5 * DAY}});
+        },
+    );
+    let before = host_uptime();
+    let out = lab.berth_run(&id, &b);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 6, "{stdout}");
+    let map: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(map, ["0", "200000", "65536"], "{stdout}");
+    let holder_ns = std::fs::read_link(holder.ns()).unwrap();
+    assert_eq!(Path::new(lines[1]), holder_ns, "{stdout}");
+    let host_mnt = std::fs::read_link("/proc/self/ns/mnt").unwrap();
+    assert_ne!(Path::new(lines[2]), host_mnt, "{stdout}");
+    // sethostname and the proc mount need CAP_SYS_ADMIN over the uts and pid namespaces:
+    // they belong to the joined user namespace, where the init is root.
+    assert_eq!(lines[3], "joined");
+    assert_eq!(lines[4], "pid=1");
+    let uptime: f64 = lines[5].split_whitespace().next().unwrap().parse().unwrap();
+    assert!(uptime >= before + (5 * DAY) as f64 - 0.01, "{stdout}");
+}
+
+#[test]
+fn a_joined_user_namespace_without_root_is_one_line() {
+    let mut lab = Lab::new();
+    // Container uid 0 is not mapped: the init cannot become root there.
+    let holder = UserNsHolder::new("1 200000 10\n");
+    let id = unique("userjoin-noroot");
+    let b = lab.bundle(&id, &["true"], |c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user", "path": holder.ns()}));
+    });
+    let out = lab.berth(&["create", "--bundle", b.to_str().unwrap(), &id]);
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("joined user namespace"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(!lab.dir.path().join("state").join(&id).exists());
 }

@@ -163,6 +163,8 @@ fn features_is_the_runtime_spec_document() {
         actions.contains(&"SCMP_ACT_NOTIFY".into()),
         "the seccomp listener is supported"
     );
+    assert_eq!(linux["mountExtensions"]["idmap"]["enabled"], true);
+    assert!(opts.contains(&"idmap".into()) && opts.contains(&"ridmap".into()));
     assert!(linux["seccomp"]["archs"]
         .as_array()
         .unwrap()

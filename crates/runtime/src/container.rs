@@ -300,7 +300,7 @@ impl Runtime {
             joins.push((*flag, fd));
         }
         type Joins = Vec<(u64, OwnedFd)>;
-        let (pid_joins, joins): (Joins, Joins) = joins
+        let (pid_joins, mut joins): (Joins, Joins) = joins
             .into_iter()
             .partition(|(f, _)| *f == plan::CLONE_NEWPID || *f == plan::CLONE_NEWTIME);
         for (flag, fd) in &pid_joins {
@@ -308,6 +308,8 @@ impl Runtime {
             sys::setns(fd.as_fd(), *flag as i32)
                 .map_err(|e| Error::io("joining the pid or time namespace", e))?;
         }
+        // Idmapped mounts are made here, on the host (see idmap.rs); the init moves them.
+        let idmapped = crate::idmap::prepare(&plan, &bundle)?;
         let console = match &opts.console_socket {
             Some(p) => Some(UnixStream::connect(p).map_err(|source| Error::File {
                 what: "connecting to console socket",
@@ -345,16 +347,30 @@ impl Runtime {
         if !plan.time_offsets.is_empty() {
             clone_flags &= !plan::CLONE_NEWTIME;
         }
-        let forked = match &cgroup_fd {
-            Some(fd) => match sys::clone_into_cgroup(clone_flags, fd.as_fd()) {
+
+        // A joined user namespace: the init is cloned inside it by a helper (joined_user.rs),
+        // so it is already there and does not join it again.
+        // Joining only a user namespace (with at most a new pid one) needs no helper: the
+        // init joins it first thing, as before.
+        let user_join = joins
+            .iter()
+            .position(|(f, _)| *f == plan::CLONE_NEWUSER)
+            .filter(|_| plan.namespaces.new & !plan::CLONE_NEWPID != 0)
+            .map(|i| joins.remove(i).1);
+        let forked = match (&cgroup_fd, &user_join) {
+            (_, Some(u)) => {
+                crate::joined_user::clone_in(u.as_fd(), clone_flags).map(|f| (f, false))
+            }
+            (Some(fd), None) => match sys::clone_into_cgroup(clone_flags, fd.as_fd()) {
                 Err(e) if sys::clone3_unavailable(&e) => {
                     tracing::debug!("clone3 with CLONE_INTO_CGROUP refused ({e}): forking");
                     sys::clone_process(clone_flags).map(|f| (f, false))
                 }
                 other => other.map(|f| (f, true)),
             },
-            None => sys::clone_process(clone_flags).map(|f| (f, false)),
+            (None, None) => sys::clone_process(clone_flags).map(|f| (f, false)),
         };
+        drop(user_join);
         let (pid, born_in_v2) = match forked {
             Err(e) => {
                 let _ = sys::set_signal_mask(&old_mask);
@@ -372,6 +388,7 @@ impl Runtime {
                     chan: child_chan,
                     fifo,
                     joins,
+                    idmapped,
                     console,
                     preserve_fds: opts.preserve_fds,
                     stub,
@@ -446,19 +463,33 @@ impl Runtime {
                     run_create_hooks(&hooks_spec, &st.report(Status::Creating)).map_err(restore)?;
                     chan.send(&ToChild::Continue).map_err(restore)?;
                 }
+                // On failure the init is killed before the channel closes: it must not
+                // print a second error line about the closed channel.
                 Some(ToParent::SeccompListener { fd }) => {
-                    let s = plan.seccomp.as_ref().ok_or_else(|| {
-                        restore(Error::io(
+                    let report = st.report(Status::Creating);
+                    let sent = match plan.seccomp.as_ref() {
+                        Some(s) => crate::seccomp::send_listener(pid, fd, s, &bundle, &report),
+                        None => Err(Error::io(
                             "sync: a seccomp listener without a profile",
                             std::io::ErrorKind::InvalidData.into(),
-                        ))
-                    })?;
-                    let report = st.report(Status::Creating);
-                    crate::seccomp::send_listener(pid, fd, s, &bundle, &report).map_err(restore)?;
+                        )),
+                    };
+                    if let Err(e) = sent {
+                        let _ = sys::kill(pid, 9);
+                        return Err(restore(e));
+                    }
                     chan.send(&ToChild::Continue).map_err(restore)?;
                 }
                 Some(ToParent::TimeNamespace) => {
-                    write_time_offsets(pid, &plan.time_offsets).map_err(restore)?;
+                    let written = if plan.time_offsets.is_empty() {
+                        Ok(())
+                    } else {
+                        write_time_offsets(pid, &plan.time_offsets)
+                    };
+                    if let Err(e) = written {
+                        let _ = sys::kill(pid, 9);
+                        return Err(restore(e));
+                    }
                     chan.send(&ToChild::Continue).map_err(restore)?;
                 }
                 Some(ToParent::Ready) => break,

@@ -267,9 +267,29 @@ impl Runtime {
                         exec,
                     })
                 }
-                Some(ToParent::Hooks)
-                | Some(ToParent::TimeNamespace)
-                | Some(ToParent::SeccompListener { .. }) => {}
+                Some(ToParent::SeccompListener { fd }) => {
+                    // As runc's setns process: the state of the container (running, its
+                    // init's pid) with the exec'd process's pid beside it.
+                    let sent = match plan.seccomp.as_ref() {
+                        Some(s) => seccomp::send_listener(
+                            pid,
+                            fd,
+                            s,
+                            &st.bundle,
+                            &st.report(Status::Running),
+                        ),
+                        None => Err(Error::io(
+                            "sync: a seccomp listener without a profile",
+                            std::io::ErrorKind::InvalidData.into(),
+                        )),
+                    };
+                    if let Err(e) = sent {
+                        let _ = sys::kill(pid, 9);
+                        return Err(e);
+                    }
+                    chan.send(&ToChild::Continue)?;
+                }
+                Some(ToParent::Hooks) | Some(ToParent::TimeNamespace) => {}
                 // End of file: the exec closed the child's (close-on-exec) end, or it died.
                 None => break,
             }
@@ -448,10 +468,14 @@ fn child_setup(c: &mut Child<'_>) -> std::result::Result<Never, Fail> {
             ))
         }
     }
+    let notify = c.plan.seccomp.as_ref().is_some_and(seccomp::uses_notify);
     if !p.no_new_privs {
         // Without no_new_privs the filter needs CAP_SYS_ADMIN: load it before the caps drop.
         if let Some(f) = &filter {
             seccomp::load(f).map_err(|m| Fail::new(Kind::Internal, m))?;
+            if notify {
+                init::hand_over_listener(&mut c.chan, f, &mut true)?;
+            }
         }
     }
     init::apply_identity(p, c.setgroups_allowed)?;
@@ -474,6 +498,9 @@ fn child_setup(c: &mut Child<'_>) -> std::result::Result<Never, Fail> {
         sys::set_no_new_privs().map_err(|e| Fail::io("prctl(PR_SET_NO_NEW_PRIVS)", e))?;
         if let Some(f) = &filter {
             seccomp::load(f).map_err(|m| Fail::new(Kind::Internal, m))?;
+            if notify {
+                init::hand_over_listener(&mut c.chan, f, &mut true)?;
+            }
         }
     }
     sys::reset_signal_dispositions();

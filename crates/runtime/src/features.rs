@@ -14,6 +14,7 @@ const MOUNT_OPTIONS: &[&str] = &[
     "diratime",
     "dirsync",
     "exec",
+    "idmap",
     "mand",
     "noatime",
     "nodev",
@@ -28,6 +29,7 @@ const MOUNT_OPTIONS: &[&str] = &[
     "relatime",
     "remount",
     "rexec",
+    "ridmap",
     "rnodev",
     "rnoexec",
     "rnosuid",
@@ -131,6 +133,7 @@ pub fn features() -> Value {
                 "operators": SECCOMP_OPERATORS,
                 "archs": archs
             },
+            "mountExtensions": {"idmap": {"enabled": true}},
             "apparmor": {"enabled": false},
             "selinux": {"enabled": false}
         },
@@ -146,8 +149,19 @@ mod tests {
     #[test]
     fn listed_mount_options_are_planned() {
         let base = r#"{"ociVersion":"1.0.2","process":{"args":["sh"],"cwd":"/","user":{"uid":0,"gid":0}},"root":{"path":"rootfs"},"linux":{"namespaces":[{"type":"mount"}]},"mounts":[{"destination":"/m","type":"tmpfs","source":"tmpfs","options":["OPT"]}]}"#;
+        // Idmapped mounts are bind mounts with mappings.
+        let idmapped = base.replace(
+            r#""type":"tmpfs","source":"tmpfs","options":["OPT"]"#,
+            r#""type":"bind","source":"/tmp","options":["rbind","OPT"],"uidMappings":[{"containerID":0,"hostID":1,"size":1}],"gidMappings":[{"containerID":0,"hostID":1,"size":1}]"#,
+        );
         for o in MOUNT_OPTIONS {
-            let spec: crate::spec::Spec = serde_json::from_str(&base.replace("OPT", o)).unwrap();
+            let template = if o.ends_with("idmap") {
+                &idmapped
+            } else {
+                base
+            };
+            let spec: crate::spec::Spec =
+                serde_json::from_str(&template.replace("OPT", o)).unwrap();
             let opts = crate::plan::PlanOptions {
                 last_cap: 40,
                 ..Default::default()

@@ -31,13 +31,19 @@ pub(crate) fn prepare(plan: &Plan, bundle: &Path) -> Result<Vec<Option<OwnedFd>>
         let idx = match namespaces.iter().position(|(k, _)| *k == key) {
             Some(i) => i,
             None => {
-                let fd = user_namespace(uid_map, gid_map)
-                    .map_err(|e| Error::io(format!("mount {}: idmap user namespace", op.dest), e))?;
+                let fd = user_namespace(uid_map, gid_map).map_err(|e| {
+                    Error::io(format!("mount {}: idmap user namespace", op.dest), e)
+                })?;
                 namespaces.push((key, fd));
                 namespaces.len() - 1
             }
         };
-        out.push(Some(detached(op, bundle, *recursive, namespaces[idx].1.as_fd())?));
+        out.push(Some(detached(
+            op,
+            bundle,
+            *recursive,
+            namespaces[idx].1.as_fd(),
+        )?));
     }
     Ok(out)
 }
@@ -105,14 +111,19 @@ fn detached(
             op.recursive_attrs,
             0,
         )
-        .map_err(|e| Error::io(format!("mount {}: setting recursive attributes", op.dest), e))?;
+        .map_err(|e| {
+            Error::io(
+                format!("mount {}: setting recursive attributes", op.dest),
+                e,
+            )
+        })?;
     }
     Ok(fd)
 }
 
 /// A user namespace with these maps: a helper child made with CLONE_NEWUSER waits on a pipe
 /// while its maps are written and its namespace opened, then exits and is reaped.
-fn user_namespace(uid_map: &str, gid_map: &str) -> std::io::Result<OwnedFd> {
+pub(crate) fn user_namespace(uid_map: &str, gid_map: &str) -> std::io::Result<OwnedFd> {
     let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
     let pid = match sys::clone_process(plan::CLONE_NEWUSER)? {
         sys::Forked::Child => {

@@ -69,6 +69,8 @@ pub(crate) struct InitArgs<'a> {
     pub fifo: OwnedFd,
     /// Namespaces to join (not pid: berth-run joined that before the clone).
     pub joins: Vec<(u64, OwnedFd)>,
+    /// Per mount of the plan: the detached idmapped mount berth-run made (see idmap.rs).
+    pub idmapped: Vec<Option<OwnedFd>>,
     pub console: Option<UnixStream>,
     pub preserve_fds: u32,
     /// The sealed memfd of the exec stub (see docs/security.md).
@@ -119,8 +121,11 @@ fn setup(a: &mut InitArgs<'_>) -> Result<Never, Fail> {
     let new_user = plan.namespaces.new & plan::CLONE_NEWUSER != 0;
     let new_cgroupns = plan.namespaces.new & plan::CLONE_NEWCGROUP != 0;
     let mut got_go = false;
-    let time_offsets = !plan.time_offsets.is_empty();
-    if new_user || new_cgroupns || time_offsets {
+    // A joined user namespace: joined below, or the init was cloned inside it (joined_user.rs).
+    let user_joined = plan.namespaces.user_joined();
+    // With offsets the init makes its time namespace itself (see enter_time_namespace).
+    let own_timens = !plan.time_offsets.is_empty();
+    if new_user || new_cgroupns || own_timens {
         // Ids must be mapped, and we must be in our cgroup before its namespace is made;
         // the time namespace is entered while we still hold CAP_SYS_ADMIN (below).
         wait_for(&mut a.chan, ToChild::Go, &mut got_go)?;
@@ -138,6 +143,13 @@ fn setup(a: &mut InitArgs<'_>) -> Result<Never, Fail> {
         sys::setns(fd.as_fd(), *flag as i32)
             .map_err(|e| Fail::io(format!("joining {} namespace", ns_name(*flag)), e))?;
     }
+    if user_joined {
+        // Root of the joined user namespace (as runc's nsexec does after joining it), which
+        // the init entered through the joins above or was cloned in (joined_user.rs).
+        sys::setresgid(0).map_err(|e| Fail::io("setgid 0 in the joined user namespace", e))?;
+        sys::setresuid(0).map_err(|e| Fail::io("setuid 0 in the joined user namespace", e))?;
+    }
+
     sys::setsid().map_err(|e| Fail::io("setsid", e))?;
     if let Some(h) = &plan.hostname {
         sys::sethostname(h).map_err(|e| Fail::io(format!("hostname {h:?}"), e))?;
@@ -147,7 +159,7 @@ fn setup(a: &mut InitArgs<'_>) -> Result<Never, Fail> {
     }
 
     let proc_fd = rootfs::host_proc()?;
-    if time_offsets {
+    if own_timens {
         enter_time_namespace(&mut a.chan, proc_fd.as_fd(), &mut got_go)?;
     }
     for (key, value) in &plan.sysctls {
@@ -171,9 +183,13 @@ fn setup(a: &mut InitArgs<'_>) -> Result<Never, Fail> {
     // The filesystem.
     let root = rootfs::prepare_root(plan)?;
     let new_cgroupns = plan.namespaces.has(plan::CLONE_NEWCGROUP);
-    for m in &plan.mounts {
-        rootfs::mount_one(root.as_fd(), m, a.bundle, &a.cgroups, new_cgroupns)?;
+    for (i, m) in plan.mounts.iter().enumerate() {
+        match a.idmapped.get(i).and_then(Option::as_ref) {
+            Some(fd) => rootfs::mount_idmapped(root.as_fd(), m, fd.as_fd())?,
+            None => rootfs::mount_one(root.as_fd(), m, a.bundle, &a.cgroups, new_cgroupns)?,
+        }
     }
+    a.idmapped.clear();
     if plan.has_hooks_before_pivot {
         a.chan
             .send(&ToParent::Hooks)
@@ -315,7 +331,7 @@ fn join_v1_cgroups(tasks: Vec<(PathBuf, OwnedFd)>) -> Result<(), Fail> {
 /// SCMP_ACT_NOTIFY: tells berth-run the number of the listener fd of the filter just loaded,
 /// and waits until berth-run took it (pidfd_getfd) and gave it to the agent at listenerPath.
 /// The fd itself is close-on-exec: the container's program never holds it.
-fn hand_over_listener(
+pub(crate) fn hand_over_listener(
     chan: &mut Channel,
     filter: &libseccomp::ScmpFilterContext,
     got_go: &mut bool,
@@ -326,8 +342,8 @@ fn hand_over_listener(
     wait_for(chan, ToChild::Continue, got_go)
 }
 
-/// linux.timeOffsets: a task born in a time namespace freezes its offsets, so the init was
-/// cloned without CLONE_NEWTIME. It makes the namespace now (owned by the user namespace it
+/// linux.timeOffsets: a task born in a time namespace freezes its offsets, so with offsets
+/// the init was cloned without CLONE_NEWTIME. It makes the namespace now (owned by the user namespace it
 /// is in, created or joined), has berth-run write the offsets into
 /// `/proc/<init>/timens_offsets`, and then enters it through `time_for_children`.
 fn enter_time_namespace(

@@ -15,6 +15,8 @@ mod events;
 mod exec;
 pub mod features;
 mod hooks;
+mod idmap;
+mod joined_user;
 mod init;
 pub mod inspect;
 pub mod plan;

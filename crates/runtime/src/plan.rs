@@ -52,6 +52,11 @@ impl Namespaces {
     pub fn has(&self, flag: u64) -> bool {
         self.new & flag != 0 || self.join.iter().any(|(f, _)| *f == flag)
     }
+
+    /// A user namespace is joined by path (then the init unshares the other new ones).
+    pub fn user_joined(&self) -> bool {
+        self.join.iter().any(|(f, _)| *f == CLONE_NEWUSER)
+    }
 }
 
 /// One mount to make inside the rootfs.
@@ -363,14 +368,16 @@ fn namespaces(list: &[spec::Namespace]) -> Result<Namespaces> {
             Some(p) => ns.join.push((flag, p.to_string())),
         }
     }
-    // The user namespace is joined first: it owns the others.
+    // The user namespace is joined first: it owns the others. When it is joined while others
+    // are made, the init is cloned inside it by a helper (joined_user.rs), which reports the
+    // init's pid as its own pid namespace sees it: that must be berth-run's, not a joined one.
     ns.join.sort_by_key(|(f, _)| *f != CLONE_NEWUSER);
-    if !ns.join.is_empty()
-        && ns.join.iter().any(|(f, _)| *f == CLONE_NEWUSER)
+    if ns.user_joined()
         && ns.new & !CLONE_NEWPID != 0
+        && ns.join.iter().any(|(f, _)| *f == CLONE_NEWPID)
     {
         return Err(Error::Unsupported(
-            "linux.namespaces: joining a user namespace while creating other namespaces is not supported yet".into(),
+            "linux.namespaces: joining both a user and a pid namespace while creating other namespaces is not supported".into(),
         ));
     }
     Ok(ns)
@@ -828,6 +835,11 @@ mod tests {
                 r#"{"linux":{"namespaces":[{"type":"mount"}],"seccomp":{"defaultAction":"SCMP_ACT_ALLOW",
                     "syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_NOTIFY"}]}}}"#,
                 "listenerPath",
+            ),
+            (
+                r#"{"linux":{"namespaces":[{"type":"mount"},{"type":"user","path":"/proc/1/ns/user"},
+                    {"type":"pid","path":"/proc/1/ns/pid"}]}}"#,
+                "joining both a user and a pid namespace",
             ),
         ];
         for (json, needle) in cases {

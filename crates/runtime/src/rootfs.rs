@@ -168,6 +168,49 @@ pub(crate) fn prepare_root(plan: &Plan) -> Result<OwnedFd, Fail> {
     })
 }
 
+/// Moves the detached idmapped mount `detached` (made by berth-run, see idmap.rs, with its
+/// options already set) onto the mount's target, resolved inside the rootfs by fd, then
+/// applies its propagation.
+pub(crate) fn mount_idmapped(
+    root: BorrowedFd<'_>,
+    op: &MountOp,
+    detached: BorrowedFd<'_>,
+) -> Result<(), Fail> {
+    let what = format!("mount {}", op.dest);
+    let fail = |e: io::Error| Fail::io(what.clone(), e);
+    let st = rustix::fs::fstat(detached).map_err(|e| fail(e.into()))?;
+    let is_dir = rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory;
+    let target = if is_dir {
+        mkdir_all(root, &op.dest)
+    } else {
+        touch(root, &op.dest)
+    }
+    .map_err(fail)?;
+    rustix::mount::move_mount(
+        detached,
+        "",
+        target.as_fd(),
+        "",
+        rustix::mount::MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH
+            | rustix::mount::MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+    )
+    .map_err(|e| {
+        Fail::io(
+            format!("{what}: moving the idmapped mount into place"),
+            e.into(),
+        )
+    })?;
+    if !op.propagation.is_empty() {
+        let mounted = open_in_root(root, &op.dest, OFlags::PATH).map_err(fail)?;
+        let mpath = fd_path(mounted.as_fd());
+        for p in &op.propagation {
+            sys::mount(None, &mpath, None, *p, None)
+                .map_err(|e| Fail::io(format!("{what}: setting propagation"), e))?;
+        }
+    }
+    Ok(())
+}
+
 /// Makes one mount of the plan.
 pub(crate) fn mount_one(
     root: BorrowedFd<'_>,

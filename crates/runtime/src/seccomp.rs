@@ -162,11 +162,17 @@ pub(crate) fn notify_fd(ctx: &ScmpFilterContext) -> Result<i32, String> {
 
 /// The runtime-spec "Container Process State" sent with the listener fd, as runc 1.1 sends
 /// it: the fd is named `seccompFd`, `state` is the container's state (status `creating`).
-pub(crate) fn process_state(s: &Seccomp, oci_version: &str, state: &Report) -> serde_json::Value {
+/// `pid` is the filtered process's (the init's for create, the new process's for exec).
+pub(crate) fn process_state(
+    s: &Seccomp,
+    oci_version: &str,
+    pid: i32,
+    state: &Report,
+) -> serde_json::Value {
     let mut doc = serde_json::json!({
         "ociVersion": oci_version,
         "fds": ["seccompFd"],
-        "pid": state.pid,
+        "pid": pid,
         "state": state,
     });
     if let Some(m) = s.listener_metadata.as_deref().filter(|m| !m.is_empty()) {
@@ -175,8 +181,8 @@ pub(crate) fn process_state(s: &Seccomp, oci_version: &str, state: &Report) -> s
     doc
 }
 
-/// berth-run's side of SCMP_ACT_NOTIFY: takes the listener fd `fd` out of the init
-/// (pidfd_getfd), connects to linux.seccomp.listenerPath (relative to the bundle, as runc
+/// berth-run's side of SCMP_ACT_NOTIFY: takes the listener fd `fd` out of process `pid`
+/// (the init, or an exec'd process; pidfd_getfd), connects to linux.seccomp.listenerPath (relative to the bundle, as runc
 /// resolves it after its chdir there) and sends the container process state JSON and the fd
 /// in one message (SCM_RIGHTS).
 pub(crate) fn send_listener(
@@ -187,11 +193,11 @@ pub(crate) fn send_listener(
     state: &Report,
 ) -> crate::error::Result<()> {
     let pidfd = berth_sys::pidfd_open(pid)
-        .map_err(|e| Error::io("linux.seccomp: pidfd_open of the init", e))?;
+        .map_err(|e| Error::io("linux.seccomp: pidfd_open of the filtered process", e))?;
     let listener =
         rustix::process::pidfd_getfd(&pidfd, fd, PidfdGetfdFlags::empty()).map_err(|e| {
             Error::io(
-                format!("linux.seccomp: taking listener fd {fd} of the init"),
+                format!("linux.seccomp: taking listener fd {fd} of process {pid}"),
                 e.into(),
             )
         })?;
@@ -201,7 +207,7 @@ pub(crate) fn send_listener(
         path: path.clone(),
         source,
     })?;
-    let body = serde_json::to_vec(&process_state(s, &state.oci_version, state))
+    let body = serde_json::to_vec(&process_state(s, &state.oci_version, pid, state))
         .expect("the process state serialises");
     let fds = [listener.as_fd()];
     let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];

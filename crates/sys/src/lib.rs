@@ -830,6 +830,37 @@ pub fn fs_magic(fd: BorrowedFd<'_>) -> io::Result<i64> {
     Ok(st.f_type as i64)
 }
 
+/// `MOUNT_ATTR_IDMAP`: the mount's ids go through the user namespace given with it.
+pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+
+/// `mount_setattr(fd, "", AT_EMPTY_PATH | flags, {MOUNT_ATTR_IDMAP, userns_fd})`: makes the
+/// detached mount `fd` (from `open_tree(OPEN_TREE_CLONE)`) an idmapped mount through the
+/// user namespace `userns` (recursively with [`mount_attr::AT_RECURSIVE`]). Linux 5.12+.
+pub fn mount_setattr_idmap(
+    fd: BorrowedFd<'_>,
+    flags: u32,
+    userns: BorrowedFd<'_>,
+) -> io::Result<()> {
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_raw_fd() as u64,
+    };
+    // SAFETY: attr is a live, correctly sized struct mount_attr; the path is an empty C string.
+    check_long(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            flags | libc::AT_EMPTY_PATH as u32,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    })?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -878,35 +909,4 @@ mod tests {
         let got = recv_fd(b.as_fd()).unwrap();
         assert!(got.as_raw_fd() >= 0);
     }
-}
-
-/// `MOUNT_ATTR_IDMAP`: the mount's ids go through the user namespace given with it.
-pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
-
-/// `mount_setattr(fd, "", AT_EMPTY_PATH | flags, {MOUNT_ATTR_IDMAP, userns_fd})`: makes the
-/// detached mount `fd` (from `open_tree(OPEN_TREE_CLONE)`) an idmapped mount through the
-/// user namespace `userns` (recursively with [`mount_attr::AT_RECURSIVE`]). Linux 5.12+.
-pub fn mount_setattr_idmap(
-    fd: BorrowedFd<'_>,
-    flags: u32,
-    userns: BorrowedFd<'_>,
-) -> io::Result<()> {
-    let attr = MountAttr {
-        attr_set: MOUNT_ATTR_IDMAP,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: userns.as_raw_fd() as u64,
-    };
-    // SAFETY: attr is a live, correctly sized struct mount_attr; the path is an empty C string.
-    check_long(unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            fd.as_raw_fd(),
-            c"".as_ptr(),
-            flags | libc::AT_EMPTY_PATH as u32,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    })?;
-    Ok(())
 }
