@@ -154,6 +154,12 @@ fn a_missing_bundle_or_malformed_config_fails_before_anything_is_made() {
 fn systemd_cgroup_is_ignored_by_verbs_that_make_no_cgroup() {
     // Like runc: state, kill, delete act on recorded state. create/run/restore are in
     // tests/checkpoint.rs (exit 6 where PID 1 is not systemd).
-    let out = berth_run(&["--systemd-cgroup", "--root", "/nonexistent-berth-root", "state", "x"]);
+    let out = berth_run(&[
+        "--systemd-cgroup",
+        "--root",
+        "/nonexistent-berth-root",
+        "state",
+        "x",
+    ]);
     assert_eq!(out.status.code(), Some(3));
 }

@@ -443,20 +443,7 @@ impl Runtime {
             }));
         }
 
-        let init_start_time = state::proc_stat(pid).map(|(_, t)| t).unwrap_or(0);
-        let st = State {
-            oci_version: spec.oci_version.clone(),
-            id: id.to_string(),
-            pid,
-            bundle: bundle.clone(),
-            rootfs: plan.rootfs.clone(),
-            created: state::now_rfc3339(),
-            annotations: spec.annotations.clone(),
-            init_start_time,
-            cgroup_path: cg_path.clone(),
-            poststart: hooks_spec.poststart.clone(),
-            poststop: hooks_spec.poststop.clone(),
-        };
+        let st = State::of_init(&spec, id, pid, &bundle, &plan.rootfs, &cg_path, &hooks_spec);
         loop {
             match chan.recv::<ToParent>().map_err(restore)? {
                 Some(ToParent::Hooks) => {

@@ -96,21 +96,34 @@ impl State {
         })
     }
 
+    /// The state of a container whose init `pid` now exists, created now.
+    pub(crate) fn of_init(
+        spec: &crate::spec::Spec,
+        id: &str,
+        pid: i32,
+        bundle: &Path,
+        rootfs: &Path,
+        cgroup_path: &str,
+        hooks: &crate::spec::Hooks,
+    ) -> Self {
+        State {
+            oci_version: spec.oci_version.clone(),
+            id: id.to_string(),
+            pid,
+            bundle: bundle.to_path_buf(),
+            rootfs: rootfs.to_path_buf(),
+            created: now_rfc3339(),
+            annotations: spec.annotations.clone(),
+            init_start_time: proc_stat(pid).map(|(_, t)| t).unwrap_or(0),
+            cgroup_path: cgroup_path.to_string(),
+            poststart: hooks.poststart.clone(),
+            poststop: hooks.poststop.clone(),
+        }
+    }
+
     /// Writes state.json through a temporary file and a rename, so readers never see half.
     pub(crate) fn save(&self, dir: &Path) -> Result<()> {
-        let tmp = dir.join(".state.json.tmp");
-        let path = dir.join(STATE_FILE);
-        let body = serde_json::to_vec(self).expect("state serialises");
-        let write = || -> std::io::Result<()> {
-            let mut f = fs::File::create(&tmp)?;
-            f.write_all(&body)?;
-            fs::rename(&tmp, &path)
-        };
-        write().map_err(|source| Error::File {
-            what: "writing",
-            path,
-            source,
-        })
+        save_json(dir, STATE_FILE, self)
     }
 
     /// The status now: stopped when the init is gone, a zombie, or a different process with a
@@ -222,6 +235,23 @@ fn rfc3339(secs: i64, nanos: u32) -> String {
         rem % 3600 / 60,
         rem % 60
     )
+}
+
+/// Writes `dir/name` as JSON through a temporary file and a rename, so readers never see half.
+pub(crate) fn save_json(dir: &Path, name: &str, value: &impl Serialize) -> Result<()> {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let path = dir.join(name);
+    let body = serde_json::to_vec(value).expect("berth's own types serialise");
+    let write = || -> std::io::Result<()> {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(&body)?;
+        fs::rename(&tmp, &path)
+    };
+    write().map_err(|source| Error::File {
+        what: "writing",
+        path,
+        source,
+    })
 }
 
 #[cfg(test)]

@@ -8,7 +8,6 @@
 //! `events` see the new values.
 
 use std::fs;
-use std::io::Write;
 use std::path::Path;
 
 use berth_cgroup::{Cgroup, Layout, Resources};
@@ -102,19 +101,7 @@ fn recorded_resources(st: &State, dir: &Path) -> Result<Resources> {
 
 /// Writes resources.json through a temporary file and a rename.
 fn save_resources(dir: &Path, res: &Resources) -> Result<()> {
-    let tmp = dir.join(".resources.json.tmp");
-    let path = dir.join(RESOURCES_FILE);
-    let body = serde_json::to_vec(res).expect("resources serialise");
-    let write = || -> std::io::Result<()> {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(&body)?;
-        fs::rename(&tmp, &path)
-    };
-    write().map_err(|source| Error::File {
-        what: "writing",
-        path,
-        source,
-    })
+    crate::state::save_json(dir, RESOURCES_FILE, res)
 }
 
 #[cfg(test)]

@@ -3,8 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
-use berth_runtime::{ExecFailure, ExecOptions, Runtime};
+use berth_runtime::{ExecOptions, Runtime};
 use clap::Args;
 
 #[derive(Debug, Args)]
@@ -87,11 +86,6 @@ pub(crate) struct ExecArgs {
     command: Vec<String>,
 }
 
-/// Failures of berth-run itself in the foreground, as for `run` (docs/errors.md).
-const RUNTIME_FAILED: u8 = 125;
-const CANNOT_EXECUTE: u8 = 126;
-const NOT_FOUND: u8 = 127;
-
 impl ExecArgs {
     fn options(&self) -> ExecOptions {
         // A relative pid file is relative to the caller's directory, as with runc.
@@ -124,21 +118,5 @@ impl ExecArgs {
 pub(crate) fn run(rt: &Runtime, a: ExecArgs) -> anyhow::Result<ExitCode> {
     let id = a.id.clone();
     let result = rt.exec(&id, &a.options());
-    if a.detach {
-        result.with_context(|| format!("exec in container {id}"))?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    match result {
-        Ok(status) => Ok(ExitCode::from(status.clamp(0, 255) as u8)),
-        Err(e) => {
-            let code = match e.exec_failure() {
-                Some(ExecFailure::NotFound) => NOT_FOUND,
-                Some(ExecFailure::NotExecutable) => CANNOT_EXECUTE,
-                None => RUNTIME_FAILED,
-            };
-            let err = anyhow::Error::new(e).context(format!("exec in container {id}"));
-            eprintln!("berth-run: error: {}", berth_cli::chain(&err));
-            Ok(ExitCode::from(code))
-        }
-    }
+    super::process_exit(result, a.detach, || format!("exec in container {id}"))
 }

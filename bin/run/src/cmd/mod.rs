@@ -138,3 +138,37 @@ pub(crate) fn dispatch(
         Command::Restore(a) => restore::run(root, a),
     }
 }
+
+/// Failures of berth-run itself in the foreground, as `docker run` reports them
+/// (docs/errors.md).
+const RUNTIME_FAILED: u8 = 125;
+const CANNOT_EXECUTE: u8 = 126;
+const NOT_FOUND: u8 = 127;
+
+/// The exit of a verb that runs a process (`run`, `exec`): detached, berth-run's own kinds;
+/// in the foreground the process's status, or 125/126/127 when berth-run failed.
+fn process_exit(
+    result: berth_runtime::Result<i32>,
+    detach: bool,
+    what: impl Fn() -> String,
+) -> anyhow::Result<ExitCode> {
+    use anyhow::Context;
+    use berth_runtime::ExecFailure;
+    if detach {
+        result.with_context(what)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    match result {
+        Ok(status) => Ok(ExitCode::from(status.clamp(0, 255) as u8)),
+        Err(e) => {
+            let code = match e.exec_failure() {
+                Some(ExecFailure::NotFound) => NOT_FOUND,
+                Some(ExecFailure::NotExecutable) => CANNOT_EXECUTE,
+                None => RUNTIME_FAILED,
+            };
+            let err = anyhow::Error::new(e).context(what());
+            eprintln!("berth-run: error: {}", berth_cli::chain(&err));
+            Ok(ExitCode::from(code))
+        }
+    }
+}

@@ -222,31 +222,11 @@ pub fn restore(root: &Path, id: &str, opts: &RestoreOptions) -> Result<i32> {
         why: format!("pid file holds {:?}", pid_text.trim()),
         log: None,
     })?;
-    let init_start_time = state::proc_stat(pid).map(|(_, t)| t).unwrap_or(0);
     let hooks = spec.hooks.clone().unwrap_or_default();
-    let st = State {
-        oci_version: spec.oci_version.clone(),
-        id: id.to_string(),
-        pid,
-        bundle: bundle.clone(),
-        rootfs: plan.rootfs.clone(),
-        created: state::now_rfc3339(),
-        annotations: spec.annotations.clone(),
-        init_start_time,
-        cgroup_path: cg_path.clone(),
-        poststart: hooks.poststart.clone(),
-        poststop: hooks.poststop.clone(),
-    };
+    let st = State::of_init(&spec, id, pid, &bundle, &plan.rootfs, &cg_path, &hooks);
     st.save(&dir)?;
     if let Some(p) = &opts.pid_file {
-        let tmp = p.with_extension("berth-tmp");
-        fs::write(&tmp, pid.to_string())
-            .and_then(|()| fs::rename(&tmp, p))
-            .map_err(|source| crate::Error::File {
-                what: "writing pid file",
-                path: p.clone(),
-                source,
-            })?;
+        crate::container::write_pid_file(p, pid)?;
     }
     undo.dir = None;
     undo.cgroup = None;
