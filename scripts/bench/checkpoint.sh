@@ -12,14 +12,11 @@
 #
 # Usage: scripts/bench/checkpoint.sh [--no-build] [ROUNDS]
 #   --no-build  use target/release/berth-run as it is (do not run cargo build first)
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-build=1
-if [ "${1:-}" = "--no-build" ]; then build=0; shift; fi
+. "$(dirname "$0")/lib.sh"
 rounds="${1:-5}"
 
 if [ -z "${BERTH_BENCH_IN_GUEST:-}" ]; then
-  if [ "$build" = 1 ]; then cargo build --release -p berth-run >&2; fi
+  bench_build
   if ! criu check >/dev/null 2>&1; then
     echo "bench: criu cannot work on this kernel ($(uname -r)); running in the QEMU guest" >&2
     echo "bench: host load before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
@@ -29,9 +26,7 @@ if [ -z "${BERTH_BENCH_IN_GUEST:-}" ]; then
 fi
 berth="$PWD/target/release/berth-run"
 [ -x "$berth" ] || { echo "bench: $berth is not built" >&2; exit 1; }
-for tool in runc criu busybox python3 /usr/bin/time; do
-  command -v "$tool" >/dev/null || { echo "bench: $tool is not installed (scripts/setup)" >&2; exit 1; }
-done
+bench_need runc criu busybox python3 /usr/bin/time
 
 work="$(mktemp -d /tmp/berth-ckpt-bench.XXXXXX)"
 cleanup() {

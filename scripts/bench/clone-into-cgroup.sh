@@ -9,13 +9,11 @@
 # /berth/bench-clone3-<pid>-<n>, never under the caller's cgroup.
 #
 # Usage: scripts/bench/clone-into-cgroup.sh [--no-build] [ROUNDS]
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-build=1
-if [ "${1:-}" = "--no-build" ]; then build=0; shift; fi
+. "$(dirname "$0")/lib.sh"
 rounds="${1:-40}"
-if [ "$build" = 1 ]; then cargo build --release -p berth-run >&2; fi
+bench_build
 berth="$PWD/target/release/berth-run"
+bench_need runc busybox python3
 grep -q ' - cgroup2 ' /proc/self/mountinfo || { echo "bench: no cgroup v2 hierarchy here" >&2; exit 1; }
 
 work="$(mktemp -d /tmp/berth-bench-clone3.XXXXXX)"
@@ -24,9 +22,7 @@ cleanup() {
         [ -d "$s" ] || continue
         for c in "$s"/*; do [ -d "$c" ] && "$berth" --root "$s" delete --force "$(basename "$c")" >/dev/null 2>&1; done
     done
-    for d in /sys/fs/cgroup/*/berth/bench-clone3-$$-* /sys/fs/cgroup/berth/bench-clone3-$$-*; do
-        [ -d "$d" ] && rmdir "$d" 2>/dev/null
-    done
+    bench_rmdir_cgroups "bench-clone3-$$-*"
     rm -rf "$work"
 }
 trap cleanup EXIT

@@ -8,67 +8,39 @@
 # Containers go to the cgroups /berth/bench-exec-<pid>-{berth,runc}, never under the
 # caller's cgroup; both are deleted at the end, pass or fail.
 #
-# Usage: scripts/bench/exec.sh [ROUNDS]
-set -euo pipefail
-cd "$(dirname "$0")/../.."
+# Usage: scripts/bench/exec.sh [--no-build] [ROUNDS]
+#   --no-build  use target/release/berth-run as it is (do not run cargo build first)
+. "$(dirname "$0")/lib.sh"
 rounds="${1:-60}"
 
-cargo build --release -p berth-run >&2
+bench_build
 berth="$PWD/target/release/berth-run"
-for tool in runc busybox python3; do
-  command -v "$tool" >/dev/null || { echo "bench: $tool is not installed (scripts/setup)" >&2; exit 1; }
-done
+bench_need runc busybox python3
 
 work="$(mktemp -d /tmp/berth-bench-exec.XXXXXX)"
 cleanup() {
   "$berth" --root "$work/state-berth" delete --force "bench-exec-$$" >/dev/null 2>&1 || true
   runc --root "$work/state-runc" delete --force "bench-exec-$$" >/dev/null 2>&1 || true
-  for d in /sys/fs/cgroup/*/berth/bench-exec-$$-* /sys/fs/cgroup/berth/bench-exec-$$-*; do
-    rmdir "$d" 2>/dev/null || true
-  done
+  bench_rmdir_cgroups "bench-exec-$$-*"
   rm -rf "$work"
 }
 trap cleanup EXIT
 
 for rt in berth runc; do
-  bundle="$work/bundle-$rt"
-  mkdir -p "$bundle/rootfs/bin" "$bundle/rootfs/proc" "$bundle/rootfs/sys" "$bundle/rootfs/dev"
-  cp "$(command -v busybox)" "$bundle/rootfs/bin/busybox"
-  for c in true sh sleep; do ln -s busybox "$bundle/rootfs/bin/$c"; done
-  (cd "$bundle" && runc spec)
-  python3 - "$bundle/config.json" "/berth/bench-exec-$$-$rt" <<'EOF'
-import json, sys
-path, cg = sys.argv[1], sys.argv[2]
-c = json.load(open(path))
-c["process"]["terminal"] = False
-c["process"]["args"] = ["sleep", "100000"]
-c["linux"]["cgroupsPath"] = cg
-json.dump(c, open(path, "w"), indent=1)
-EOF
+  bench_bundle "$work/bundle-$rt" "/berth/bench-exec-$$-$rt" '["sleep", "100000"]'
 done
 "$berth" --root "$work/state-berth" run --detach --bundle "$work/bundle-berth" "bench-exec-$$" </dev/null >/dev/null
 runc --root "$work/state-runc" run --detach --bundle "$work/bundle-runc" "bench-exec-$$" </dev/null >/dev/null
 
 python3 - "$rounds" "$work" "$berth" "bench-exec-$$" <<'EOF'
-import os, statistics, sys, time
+import os, statistics, sys
+from timing import timed
 
 rounds, work, berth, cid = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 runtimes = {
     "berth-run": [berth, "--root", f"{work}/state-berth", "exec", cid, "/bin/true"],
     "runc": ["runc", "--root", f"{work}/state-runc", "exec", cid, "/bin/true"],
 }
-null = os.open(os.devnull, os.O_RDWR)
-
-def timed(argv):
-    """(wall seconds, user+sys seconds) of argv and what it waited for."""
-    t0 = time.perf_counter()
-    pid = os.posix_spawnp(argv[0], argv, os.environ,
-                          file_actions=[(os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, null, 1)])
-    _, status, ru = os.wait4(pid, 0)
-    wall = time.perf_counter() - t0
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"bench: {' '.join(argv)} failed with status {os.waitstatus_to_exitcode(status)}")
-    return wall, ru.ru_utime + ru.ru_stime
 
 # One warm-up each (page cache, first cgroup writes).
 for argv in runtimes.values():

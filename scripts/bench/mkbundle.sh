@@ -14,7 +14,13 @@
 # and removes it with:
 #   berth   berth-mkbundle --remove DIR                 (unmount, delete, release the snapshots)
 #   shell   umount DIR/rootfs; rm -rf DIR
-# The three alternate within each run. Prints median wall times (ms), berth/shell ratios, and
+# and, when BASELINE names another berth-mkbundle binary (e.g. a build of an older commit),
+#   baseline  berth-mkbundle --bundle DIR IMAGE; $BASELINE --remove DIR
+# so an older --remove is timed on the same bundles in the same run.
+# Between making and removing, `sync -f` (not timed) writes the bundle and the store to the
+# disk, as the journal would have long before a real container is removed: freeing blocks
+# that reached a disk mounted with `discard` is what costs (docs/bundles.md).
+# They alternate within each run. Prints median wall times (ms), berth/shell ratios, and
 # the floor: the median of `berth-mkbundle --version` (exec + dynamic linking + clap), which
 # no make or remove can go below. Times come from bash's $EPOCHREALTIME (no fork per reading).
 set -euo pipefail
@@ -95,15 +101,27 @@ for parent in "${parents[@]}"; do
       cpu_now; c0=$CPU
       t0=${EPOCHREALTIME/./}; "$bin/berth-mkbundle" --root "$work/root" --bundle "$b" "$ref" >/dev/null; t1=${EPOCHREALTIME/./}
       cpu_now; c1=$CPU
-      "$bin/berth-mkbundle" --remove "$b"; t2=${EPOCHREALTIME/./}
+      sync -f "$b" "$work/root"
+      cpu_now; c1r=$CPU
+      t1r=${EPOCHREALTIME/./}; "$bin/berth-mkbundle" --remove "$b"; t2=${EPOCHREALTIME/./}
       cpu_now; c2=$CPU
-      t[berth_make]+="$(ms "$t0" "$t1") "; t[berth_rm]+="$(ms "$t1" "$t2") "
-      t[berth_make_cpu]+="$(ms "$c0" "$c1") "; t[berth_rm_cpu]+="$(ms "$c1" "$c2") "
+      t[berth_make]+="$(ms "$t0" "$t1") "; t[berth_rm]+="$(ms "$t1r" "$t2") "
+      t[berth_make_cpu]+="$(ms "$c0" "$c1") "; t[berth_rm_cpu]+="$(ms "$c1r" "$c2") "
 
       b=$bdir/b-durable-$i
       t0=${EPOCHREALTIME/./}; "$bin/berth-mkbundle" --durable --root "$work/root" --bundle "$b" "$ref" >/dev/null; t1=${EPOCHREALTIME/./}
-      "$bin/berth-mkbundle" --remove "$b"; t2=${EPOCHREALTIME/./}
-      t[durable_make]+="$(ms "$t0" "$t1") "; t[durable_rm]+="$(ms "$t1" "$t2") "
+      t[durable_make]+="$(ms "$t0" "$t1") "
+      sync -f "$b" "$work/root"
+      t1=${EPOCHREALTIME/./}; "$bin/berth-mkbundle" --remove "$b"; t2=${EPOCHREALTIME/./}
+      t[durable_rm]+="$(ms "$t1" "$t2") "
+
+      if [ -n "${BASELINE:-}" ]; then
+        b=$bdir/b-base-$i
+        "$bin/berth-mkbundle" --root "$work/root" --bundle "$b" "$ref" >/dev/null
+        sync -f "$b" "$work/root"
+        t1=${EPOCHREALTIME/./}; "$BASELINE" --remove "$b"; t2=${EPOCHREALTIME/./}
+        t[base_rm]+="$(ms "$t1" "$t2") "
+      fi
 
       s=$bdir/b-shell-$i
       cpu_now; c0=$CPU
@@ -113,11 +131,14 @@ for parent in "${parents[@]}"; do
       runc spec --bundle "$s"
       t1=${EPOCHREALTIME/./}
       cpu_now; c1=$CPU
+      sync -f "$s" "$work/root"
+      cpu_now; c1r=$CPU
+      t1r=${EPOCHREALTIME/./}
       umount "$s/rootfs"; rm -rf "$s"
       t2=${EPOCHREALTIME/./}
       cpu_now; c2=$CPU
-      t[shell_make]+="$(ms "$t0" "$t1") "; t[shell_rm]+="$(ms "$t1" "$t2") "
-      t[shell_make_cpu]+="$(ms "$c0" "$c1") "; t[shell_rm_cpu]+="$(ms "$c1" "$c2") "
+      t[shell_make]+="$(ms "$t0" "$t1") "; t[shell_rm]+="$(ms "$t1r" "$t2") "
+      t[shell_make_cpu]+="$(ms "$c0" "$c1") "; t[shell_rm_cpu]+="$(ms "$c1r" "$c2") "
     done
     m() { echo "${t[$1]}" | tr ' ' '\n' | grep . | median; }
     bm=$(m berth_make) dm=$(m durable_make) sm=$(m shell_make)
@@ -127,6 +148,9 @@ for parent in "${parents[@]}"; do
     bmc=$(m berth_make_cpu) smc=$(m shell_make_cpu) brc=$(m berth_rm_cpu) src=$(m shell_rm_cpu)
     printf '%-10s %-13s %7s %7s %7s %6s | %7s %7s %7s %6s\n' "  cpu" "" "$bmc" "" "$smc" \
       "$(ratio "$bmc" "$smc")" "$brc" "" "$src" "$(ratio "$brc" "$src")"
+    if [ -n "${BASELINE:-}" ]; then
+      printf '%-10s %-13s %31s | %7s  (remove by %s)\n' "  baseline" "" "" "$(m base_rm)" "$BASELINE"
+    fi
     unset t
   done
 done

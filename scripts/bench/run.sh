@@ -22,15 +22,12 @@
 #
 # Usage: scripts/bench/run.sh [--no-build] [ROUNDS]
 #   --no-build  use the binaries as they are built (do not run cargo build first)
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-build=1
-if [ "${1:-}" = "--no-build" ]; then build=0; shift; fi
+. "$(dirname "$0")/lib.sh"
 rounds="${1:-60}"
 
 triple="$(rustc -vV | sed -n 's/^host: //p')"
-if [ "$build" = 1 ]; then
-  cargo build --release -p berth-run >&2
+if [ "$bench_no_build" = 0 ]; then
+  bench_build
   scripts/build-static-run >/dev/null
 fi
 berth="$PWD/target/$triple/release/berth-run"
@@ -38,29 +35,14 @@ berth_dyn="$PWD/target/release/berth-run"
 for b in "$berth" "$berth_dyn"; do
   [ -x "$b" ] || { echo "bench: $b is not built (run without --no-build)" >&2; exit 1; }
 done
-for tool in runc crun busybox python3 unshare /usr/bin/time; do
-  command -v "$tool" >/dev/null || { echo "bench: $tool is not installed (scripts/setup)" >&2; exit 1; }
-done
+bench_need runc crun busybox python3 unshare /usr/bin/time
 
 work="$(mktemp -d /tmp/berth-bench.XXXXXX)"
-cleanup() { rm -rf "$work"; for d in /sys/fs/cgroup/*/berth/bench-$$; do rmdir "$d" 2>/dev/null || true; done; }
+cleanup() { rm -rf "$work"; bench_rmdir_cgroups "bench-$$"; }
 trap cleanup EXIT
 
 bundle="$work/bundle"
-mkdir -p "$bundle/rootfs/bin" "$bundle/rootfs/proc" "$bundle/rootfs/sys" "$bundle/rootfs/dev" "$bundle/rootfs/tmp"
-cp "$(command -v busybox)" "$bundle/rootfs/bin/busybox"
-ln -s busybox "$bundle/rootfs/bin/true"
-ln -s busybox "$bundle/rootfs/bin/sh"
-(cd "$bundle" && runc spec)
-python3 - "$bundle/config.json" "/berth/bench-$$" <<'EOF'
-import json, sys
-path, cg = sys.argv[1], sys.argv[2]
-c = json.load(open(path))
-c["process"]["terminal"] = False
-c["process"]["args"] = ["/bin/true"]
-c["linux"]["cgroupsPath"] = cg
-json.dump(c, open(path, "w"), indent=1)
-EOF
+bench_bundle "$bundle" "/berth/bench-$$" '["/bin/true"]'
 
 unshare --mount --propagation private -- python3 - "$rounds" "$work" "$bundle" "$berth" "$berth_dyn" <<'EOF'
 import os, statistics, subprocess, sys, time

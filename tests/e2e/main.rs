@@ -6,14 +6,17 @@
 //! loudly when those are missing: a root test that cannot run must not pass quietly.
 mod cgroup2;
 mod engines;
+mod lab;
 mod mkbundle;
 mod netns;
 mod pull;
 mod run;
 mod run_cgroup_join;
 mod run_checkpoint;
-mod run_update;
 mod run_exec;
+mod run_mounts;
 mod run_specgaps;
+mod run_systemd;
+mod run_update;
 mod run_verbs;
 mod unpack;

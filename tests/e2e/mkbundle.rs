@@ -13,6 +13,9 @@ use berth_snapshot::Snapshots;
 use berth_testkit::{bin_path, fixtures};
 use sha2::{Digest as _, Sha256};
 
+#[path = "mkbundle_remove.rs"]
+mod remove;
+
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// A berth root with images unpacked into snapshots, and a runc root beside it.

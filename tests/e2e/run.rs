@@ -7,116 +7,48 @@
 //! directories on drop, pass or fail.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::process::Command;
 
 use serde_json::{json, Value};
 
-static SEQ: AtomicU32 = AtomicU32::new(0);
+use crate::lab::{
+    cgroup_dirs, run_to_files, runc_like_config, stderr, unique, wait_until, Bundle, Lab, Rt,
+};
 
-fn unique(tag: &str) -> String {
-    format!(
-        "e2e-{tag}-{}-{}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::SeqCst)
-    )
-}
-
-/// A test's own world: a state root, bundles, and the containers it made.
-struct Lab {
-    dir: tempfile::TempDir,
-    ids: Vec<(String, String)>,
-    runc_ids: Vec<String>,
-}
-
-impl Lab {
-    fn new() -> Lab {
-        assert!(
-            std::fs::read_to_string("/proc/self/status")
-                .unwrap()
-                .lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")),
-            "berth-run end-to-end tests need root"
-        );
-        Lab {
-            dir: tempfile::tempdir().unwrap(),
-            ids: Vec::new(),
-            runc_ids: Vec::new(),
-        }
-    }
-
-    fn state_root(&self) -> PathBuf {
-        self.dir.path().join("state")
-    }
-
-    /// A bundle: busybox (static) and the probe in the rootfs, a config like `runc spec`'s
-    /// with a unique cgroupsPath; `edit` changes the config.
-    fn bundle(&mut self, id: &str, edit: impl FnOnce(&mut Value)) -> PathBuf {
-        let b = self.dir.path().join(format!("bundle-{id}"));
-        let bin = b.join("rootfs/bin");
-        std::fs::create_dir_all(&bin).unwrap();
-        std::fs::copy("/bin/busybox", bin.join("busybox"))
-            .expect("busybox-static is installed (scripts/setup)");
-        for c in [
-            "sh", "true", "echo", "cat", "ls", "id", "sleep", "mkdir", "touch", "stat", "readlink",
-            "hostname",
-        ] {
-            std::os::unix::fs::symlink("busybox", bin.join(c)).unwrap();
-        }
-        std::fs::copy(berth_probe::path(), bin.join("probe")).unwrap();
-        for d in ["proc", "sys", "dev", "tmp", "etc"] {
-            std::fs::create_dir_all(b.join("rootfs").join(d)).unwrap();
-        }
-        std::fs::write(
-            b.join("rootfs/etc/passwd"),
-            "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/home/user:/bin/sh\n",
-        )
-        .unwrap();
-        let cg = format!("/berth/{id}");
-        self.ids.push((id.to_string(), cg.clone()));
-        let mut config = base_config(&cg);
-        edit(&mut config);
-        std::fs::write(
-            b.join("config.json"),
-            serde_json::to_vec_pretty(&config).unwrap(),
-        )
-        .unwrap();
-        b
-    }
-
-    /// Runs berth-run with stdout and stderr in files, not pipes: a created or detached
-    /// container inherits them and would hold a pipe open long after berth-run exits.
-    fn berth(&self, args: &[&str]) -> Output {
-        run_to_files(
-            self.dir.path(),
-            Command::new(berth_testkit::bin_path("berth-run"))
-                .arg("--root")
-                .arg(self.state_root())
-                .args(args),
-        )
-    }
-
-    fn runc(&mut self, id: &str, bundle: &Path) -> Output {
-        self.runc_ids.push(id.to_string());
-        run_to_files(
-            self.dir.path(),
-            Command::new("runc")
-                .arg("--root")
-                .arg(self.dir.path().join("runc-state"))
-                .args(["run", "--bundle"])
-                .arg(bundle)
-                .arg(id),
-        )
-    }
-
+/// This module's use of the lab: bundles with busybox (static) and the probe in the
+/// rootfs and a config like `runc spec`'s with the cgroupsPath /berth/<id>.
+trait RunLab {
+    /// A bundle whose config `edit` changes; drop removes container `id` and its cgroup
+    /// even if the test starts it by other means.
+    fn bundle(&self, id: &str, edit: impl FnOnce(&mut Value)) -> PathBuf;
     /// `run` of the probe in the foreground: its JSON report.
-    fn probe(&mut self, edit: impl FnOnce(&mut Value)) -> Value {
+    fn probe(&self, edit: impl FnOnce(&mut Value)) -> Value;
+    fn state(&self, id: &str) -> Value;
+}
+
+impl RunLab for Lab {
+    fn bundle(&self, id: &str, edit: impl FnOnce(&mut Value)) -> PathBuf {
+        self.track(Rt::Berth, id);
+        let mut config = runc_like_config(&format!("/berth/{id}"));
+        edit(&mut config);
+        Bundle::new(self.path().join(format!("bundle-{id}")))
+            .applets(&[
+                "sh", "true", "echo", "cat", "ls", "id", "sleep", "mkdir", "touch", "stat",
+                "readlink", "hostname",
+            ])
+            .probe()
+            .dirs(&["proc", "sys", "dev", "tmp", "etc"])
+            .passwd()
+            .write(&config)
+    }
+
+    fn probe(&self, edit: impl FnOnce(&mut Value)) -> Value {
         let id = unique("probe");
         let b = self.bundle(&id, |c| {
             c["process"]["args"] = json!(["/bin/probe"]);
             edit(c);
         });
-        let out = self.berth(&["run", "--bundle", b.to_str().unwrap(), &id]);
+        let out = self.berth_run(&id, &b);
         assert!(
             out.status.success(),
             "berth-run run failed: {}",
@@ -131,99 +63,8 @@ impl Lab {
     }
 
     fn state(&self, id: &str) -> Value {
-        let out = self.berth(&["state", id]);
-        assert!(
-            out.status.success(),
-            "state {id}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
+        self.state_of(Rt::Berth, id)
     }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for (id, cg) in &self.ids {
-            let _ = self.berth(&["delete", "--force", id]);
-            for dir in cgroup_dirs(cg) {
-                let _ = std::fs::remove_dir(dir);
-            }
-        }
-        for id in &self.runc_ids {
-            let _ = Command::new("runc")
-                .arg("--root")
-                .arg(self.dir.path().join("runc-state"))
-                .args(["delete", "--force", id])
-                .output();
-        }
-    }
-}
-
-fn run_to_files(dir: &Path, cmd: &mut Command) -> Output {
-    let n = SEQ.fetch_add(1, Ordering::SeqCst);
-    let (out_path, err_path) = (dir.join(format!("out-{n}")), dir.join(format!("err-{n}")));
-    let status = cmd
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out_path).unwrap())
-        .stderr(std::fs::File::create(&err_path).unwrap())
-        .status()
-        .unwrap();
-    Output {
-        status,
-        stdout: std::fs::read(&out_path).unwrap(),
-        stderr: std::fs::read(&err_path).unwrap(),
-    }
-}
-
-/// The directories of a cgroup path in every hierarchy of this host.
-fn cgroup_dirs(cg: &str) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
-        let p = entry.path().join(cg.trim_start_matches('/'));
-        out.push(p);
-    }
-    out.push(PathBuf::from("/sys/fs/cgroup").join(cg.trim_start_matches('/')));
-    out
-}
-
-fn base_config(cgroups_path: &str) -> Value {
-    let caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
-    json!({
-        "ociVersion": "1.0.2",
-        "process": {
-            "terminal": false,
-            "user": {"uid": 0, "gid": 0},
-            "args": ["sh"],
-            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
-            "cwd": "/",
-            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps, "ambient": caps},
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
-            "noNewPrivileges": true
-        },
-        "root": {"path": "rootfs", "readonly": false},
-        "hostname": "berth",
-        "mounts": [
-            {"destination": "/proc", "type": "proc", "source": "proc"},
-            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-            {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
-            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
-            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
-            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
-            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}
-        ],
-        "linux": {
-            "cgroupsPath": cgroups_path,
-            "resources": {"devices": [{"allow": false, "access": "rwm"}]},
-            "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}],
-            "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
-                            "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"],
-            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
-        }
-    })
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 fn cap_mask(names: &[&str]) -> u64 {
@@ -265,22 +106,11 @@ fn cap_mask(names: &[&str]) -> u64 {
         .sum()
 }
 
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !f() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-}
-
 // ---- lifecycle ----
 
 #[test]
 fn run_passes_the_container_exit_status_through() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     for (script, want) in [("exit 7", 7), ("true", 0)] {
         let id = unique("status");
         let b = lab.bundle(&id, |c| c["process"]["args"] = json!(["sh", "-c", script]));
@@ -320,7 +150,7 @@ fn run_passes_the_container_exit_status_through() {
 // Regression: under parallel load `start` said "its init exited before start" (stopped) for a live init.
 #[test]
 fn parallel_create_start_and_run_all_start_and_a_second_start_says_running() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let n = 12;
     let made: Vec<(String, PathBuf)> = (0..n)
         .map(|_| {
@@ -369,7 +199,7 @@ fn parallel_create_start_and_run_all_start_and_a_second_start_says_running() {
 
 #[test]
 fn run_reports_missing_and_unexecutable_programs_as_127_and_126() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let id = unique("noexec");
     let b = lab.bundle(&id, |c| {
         c["process"]["args"] = json!(["nonexistent-program"])
@@ -397,7 +227,7 @@ fn run_reports_missing_and_unexecutable_programs_as_127_and_126() {
 
 #[test]
 fn create_blocks_until_start_and_state_tells_the_truth() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let id = unique("life");
     let marker = lab.dir.path().join("started");
     let b = lab.bundle(&id, |c| {
@@ -454,7 +284,7 @@ fn lab_tmp(marker: &Path) -> String {
 
 #[test]
 fn delete_force_kills_a_running_container_and_kill_all_reaches_every_process() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let id = unique("force");
     let b = lab.bundle(&id, |c| {
         c["process"]["args"] = json!(["sh", "-c", "sleep 1000 & sleep 1000"])
@@ -492,7 +322,7 @@ fn delete_force_kills_a_running_container_and_kill_all_reaches_every_process() {
 
 #[test]
 fn a_setup_failure_is_one_line_and_leaves_nothing_behind() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let id = unique("fail");
     let b = lab.bundle(&id, |c| {
         c["mounts"].as_array_mut().unwrap().push(json!({"destination": "/data", "type": "bind", "source": "/nope", "options": ["rbind"]}));
@@ -513,7 +343,7 @@ fn a_setup_failure_is_one_line_and_leaves_nothing_behind() {
 
 #[test]
 fn hostile_or_bad_input_gets_documented_exit_codes() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     assert_eq!(
         lab.berth(&["state", "no-such-container"]).status.code(),
         Some(3)
@@ -558,7 +388,7 @@ fn hostile_or_bad_input_gets_documented_exit_codes() {
 
 #[test]
 fn the_probe_sees_the_process_the_spec_asked_for() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let v = lab.probe(|c| {
         c["process"]["user"] = json!({"uid": 1000, "gid": 1000, "additionalGids": [5, 6], "umask": 63});
         c["process"]["cwd"] = json!("/work/dir");
@@ -607,7 +437,7 @@ fn the_probe_sees_the_process_the_spec_asked_for() {
 
 #[test]
 fn root_gets_the_bounding_set_and_empty_inheritable_by_default() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let v = lab.probe(|_| {});
     let caps = cap_mask(&["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
     assert_eq!(v["uid"], 0);
@@ -623,7 +453,7 @@ fn root_gets_the_bounding_set_and_empty_inheritable_by_default() {
 
 #[test]
 fn namespaces_are_new_and_the_cgroup_is_under_berth() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let host = |n: &str| {
         std::fs::read_link(format!("/proc/self/ns/{n}"))
             .unwrap()
@@ -654,7 +484,7 @@ fn namespaces_are_new_and_the_cgroup_is_under_berth() {
 
 #[test]
 fn joined_namespaces_are_shared_with_their_owner() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     // A process in a fresh network and uts namespace to join.
     let holder = KillOnDrop(
         Command::new("unshare")
@@ -690,7 +520,7 @@ impl Drop for KillOnDrop {
 
 #[test]
 fn user_namespace_maps_root_to_an_unprivileged_host_uid() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let id = unique("userns");
     let b = lab.bundle(&id, |c| {
         c["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "user"}));
@@ -729,7 +559,7 @@ fn user_namespace_maps_root_to_an_unprivileged_host_uid() {
 
 #[test]
 fn mounts_masked_and_readonly_paths_are_applied() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let src = tempfile::tempdir().unwrap();
     std::fs::write(src.path().join("file"), b"x").unwrap();
     let src_path = src.path().to_str().unwrap().to_string();
@@ -802,7 +632,7 @@ fn mounts_masked_and_readonly_paths_are_applied() {
 
 #[test]
 fn readonly_root_and_dev_devices() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let id = unique("rootro");
     let b = lab.bundle(&id, |c| {
         c["root"]["readonly"] = json!(true);
@@ -832,7 +662,7 @@ fn readonly_root_and_dev_devices() {
 
 #[test]
 fn seccomp_profile_with_errno_and_argument_rules() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let id = unique("seccomp");
     let b = lab.bundle(&id, |c| {
         c["linux"]["seccomp"] = json!({
@@ -865,7 +695,7 @@ fn seccomp_profile_with_errno_and_argument_rules() {
 
 #[test]
 fn cgroup_resources_are_written_under_berth() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let id = unique("cgroup");
     let b = lab.bundle(&id, |c| {
         c["process"]["args"] = json!(["sleep", "1000"]);
@@ -913,7 +743,7 @@ fn cgroup_resources_are_written_under_berth() {
 
 #[test]
 fn hooks_run_in_order_with_the_state_on_stdin() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let id = unique("hooks");
     let log = lab.dir.path().join("hooks.log");
     let hook = |name: &str| json!({"path": "/bin/sh", "args": ["sh", "-c", format!("read s; echo {name} \"$s\" >> {}", log.display())]});
@@ -979,7 +809,7 @@ fn hooks_run_in_order_with_the_state_on_stdin() {
 
 #[test]
 fn no_fd_leaks_but_preserved_fds_arrive() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let v = lab.probe(|_| {});
     let fds: Vec<&String> = v["fds"].as_object().unwrap().keys().collect();
     assert_eq!(fds, ["0", "1", "2"], "{}", v["fds"]);
@@ -1004,7 +834,7 @@ fn no_fd_leaks_but_preserved_fds_arrive() {
 
 #[test]
 fn the_container_cannot_reach_the_runtime_binary() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let id = unique("exe");
     // /proc/self/exe as an interpreter is the runc CVE-2019-5736 trick: it must name the
     // sealed exec stub, never berth-run.
@@ -1045,7 +875,7 @@ fn the_container_cannot_reach_the_runtime_binary() {
 fn terminal_master_arrives_over_the_console_socket() {
     use std::io::Read;
     use std::os::fd::AsFd;
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let id = unique("tty");
     let b = lab.bundle(&id, |c| {
         c["process"]["terminal"] = json!(true);
@@ -1092,7 +922,7 @@ fn terminal_master_arrives_over_the_console_socket() {
 
 #[test]
 fn differential_probe_reports_match_runc() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let id = unique("diff");
     let b = lab.bundle(&id, |c| {
         c["process"]["args"] = json!(["/bin/probe"]);
@@ -1107,9 +937,8 @@ fn differential_probe_reports_match_runc() {
     let mut config: Value =
         serde_json::from_slice(&std::fs::read(b.join("config.json")).unwrap()).unwrap();
     config["linux"]["cgroupsPath"] = json!(format!("/berth/{runc_id}"));
-    lab.ids.push((runc_id.clone(), format!("/berth/{runc_id}")));
     std::fs::write(b.join("config.json"), serde_json::to_vec(&config).unwrap()).unwrap();
-    let theirs = lab.runc(&runc_id, &b);
+    let theirs = lab.runc_run(&runc_id, &b);
     assert!(theirs.status.success(), "runc: {}", stderr(&theirs));
     let a: Value = serde_json::from_slice(&ours.stdout).unwrap();
     let r: Value = serde_json::from_slice(&theirs.stdout).unwrap();
@@ -1200,7 +1029,7 @@ fn differential_probe_reports_match_runc() {
 
 #[test]
 fn sysctls_personality_and_no_pivot() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let id = unique("sysctl");
     let b = lab.bundle(&id, |c| {
         c["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1", "kernel.shmmni": "1234"});

@@ -9,40 +9,24 @@
 //! force-deletes the container and removes its cgroup directories on drop, pass or fail.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::process::Command;
 
 use serde_json::{json, Value};
 
-static SEQ: AtomicU32 = AtomicU32::new(0);
+use crate::lab::{minimal_config, unique, Bundle, Lab};
 
-fn unique(tag: &str) -> String {
-    format!(
-        "e2e-{tag}-{}-{}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::SeqCst)
-    )
-}
-
-/// One container's world: state root, bundle, id; force-deleted on drop.
-struct Lab {
-    dir: tempfile::TempDir,
+/// One container's world: the lab, and the container's id and cgroup.
+struct Case {
+    lab: Lab,
     id: String,
     cgroup: String,
 }
 
-impl Lab {
-    fn new(tag: &str) -> Lab {
-        assert!(
-            std::fs::read_to_string("/proc/self/status")
-                .unwrap()
-                .lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")),
-            "berth-run end-to-end tests need root"
-        );
+impl Case {
+    fn new(tag: &str) -> Case {
         let id = unique(tag);
-        Lab {
-            dir: tempfile::tempdir().unwrap(),
+        Case {
+            lab: Lab::new(),
             cgroup: format!("/berth/{id}"),
             id,
         }
@@ -50,92 +34,30 @@ impl Lab {
 
     /// A bundle with static busybox running `sleep 1000`; `edit` changes the config.
     fn bundle(&self, edit: impl FnOnce(&mut Value)) -> PathBuf {
-        let b = self.dir.path().join("bundle");
-        let bin = b.join("rootfs/bin");
-        std::fs::create_dir_all(&bin).unwrap();
-        std::fs::copy("/bin/busybox", bin.join("busybox"))
-            .expect("busybox-static is installed (scripts/setup)");
-        std::os::unix::fs::symlink("busybox", bin.join("sleep")).unwrap();
-        for d in ["proc", "sys", "dev", "tmp"] {
-            std::fs::create_dir_all(b.join("rootfs").join(d)).unwrap();
-        }
-        let mut config = json!({
-            "ociVersion": "1.0.2",
-            "process": {
-                "terminal": false,
-                "user": {"uid": 0, "gid": 0},
-                "args": ["sleep", "1000"],
-                "env": ["PATH=/bin"],
-                "cwd": "/",
-                "noNewPrivileges": true
-            },
-            "root": {"path": "rootfs", "readonly": false},
-            "mounts": [
-                {"destination": "/proc", "type": "proc", "source": "proc"},
-                {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"]}
-            ],
-            "linux": {
-                "cgroupsPath": self.cgroup,
-                "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]
-            }
-        });
+        let mut config = minimal_config(&self.cgroup, &["sleep", "1000"]);
+        config["process"]["terminal"] = json!(false);
+        config["root"]["readonly"] = json!(false);
+        config["linux"]["namespaces"] = json!([{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]);
         edit(&mut config);
-        std::fs::write(
-            b.join("config.json"),
-            serde_json::to_vec_pretty(&config).unwrap(),
-        )
-        .unwrap();
-        b
-    }
-
-    /// berth-run with output in files, not pipes: a created init inherits stdout and stderr
-    /// and would hold a pipe open after berth-run exits.
-    fn berth(&self, args: &[&str]) -> Output {
-        let n = SEQ.fetch_add(1, Ordering::SeqCst);
-        let dir = self.dir.path();
-        let (out_path, err_path) = (dir.join(format!("out-{n}")), dir.join(format!("err-{n}")));
-        let status = Command::new(berth_testkit::bin_path("berth-run"))
-            .arg("--root")
-            .arg(dir.join("state"))
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&out_path).unwrap())
-            .stderr(std::fs::File::create(&err_path).unwrap())
-            .status()
-            .unwrap();
-        Output {
-            status,
-            stdout: std::fs::read(&out_path).unwrap(),
-            stderr: std::fs::read(&err_path).unwrap(),
-        }
+        Bundle::new(self.lab.path().join("bundle"))
+            .applets(&["sleep"])
+            .dirs(&["proc", "sys", "dev", "tmp"])
+            .write(&config)
     }
 
     /// `create`, then the init's pid from `state`.
     fn create(&self, bundle: &Path) -> i32 {
-        let out = self.berth(&["create", "--bundle", bundle.to_str().unwrap(), &self.id]);
+        let out = self
+            .lab
+            .berth(&["create", "--bundle", bundle.to_str().unwrap(), &self.id]);
         assert!(
             out.status.success(),
             "create: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let out = self.berth(&["state", &self.id]);
-        assert!(
-            out.status.success(),
-            "state: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let v = self.lab.state_of(crate::lab::Rt::Berth, &self.id);
         assert_eq!(v["status"], "created");
         v["pid"].as_i64().unwrap() as i32
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = self.berth(&["delete", "--force", &self.id]);
-        for dir in cgroup_dirs(&self.cgroup) {
-            let _ = std::fs::remove_dir(dir);
-        }
     }
 }
 
@@ -207,39 +129,39 @@ fn assert_in_cgroup_everywhere(pid: i32, cg: &str) {
     }
 }
 
-fn assert_deleted_cleanly(lab: &Lab) {
-    let out = lab.berth(&["delete", "--force", &lab.id]);
+fn assert_deleted_cleanly(case: &Case) {
+    let out = case.lab.berth(&["delete", "--force", &case.id]);
     assert!(
         out.status.success(),
         "delete: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for dir in cgroup_dirs(&lab.cgroup) {
+    for dir in cgroup_dirs(&case.cgroup) {
         assert!(!dir.exists(), "{} left behind", dir.display());
     }
-    assert!(!lab.dir.path().join("state").join(&lab.id).exists());
+    assert!(!case.lab.state_root().join(&case.id).exists());
 }
 
 #[test]
 fn run_created_init_is_in_its_cgroup_in_every_hierarchy() {
-    let lab = Lab::new("join");
-    let b = lab.bundle(|_| {});
-    let pid = lab.create(&b);
-    assert_in_cgroup_everywhere(pid, &lab.cgroup);
-    assert_deleted_cleanly(&lab);
+    let case = Case::new("join");
+    let b = case.bundle(|_| {});
+    let pid = case.create(&b);
+    assert_in_cgroup_everywhere(pid, &case.cgroup);
+    assert_deleted_cleanly(&case);
 }
 
 #[test]
 fn run_created_init_with_a_cgroup_namespace_sees_its_cgroup_as_root() {
-    let lab = Lab::new("joinns");
-    let b = lab.bundle(|c| {
+    let case = Case::new("joinns");
+    let b = case.bundle(|c| {
         c["linux"]["namespaces"]
             .as_array_mut()
             .unwrap()
             .push(json!({"type": "cgroup"}));
     });
-    let pid = lab.create(&b);
-    assert_in_cgroup_everywhere(pid, &lab.cgroup);
+    let pid = case.create(&b);
+    assert_in_cgroup_everywhere(pid, &case.cgroup);
     // The namespace was made after the join: its root is the container's cgroup. (Paths in
     // /proc/PID/cgroup are shown relative to the reader's cgroup namespace root.)
     let status = Command::new("nsenter")
@@ -263,20 +185,20 @@ fn run_created_init_with_a_cgroup_namespace_sees_its_cgroup_as_root() {
             "{controllers:?} inside the namespace: {line}"
         );
     }
-    assert_deleted_cleanly(&lab);
+    assert_deleted_cleanly(&case);
 }
 
 #[test]
 fn run_created_init_in_a_user_namespace_joins_its_cgroups_too() {
-    let lab = Lab::new("joinuser");
-    let b = lab.bundle(|c| {
+    let case = Case::new("joinuser");
+    let b = case.bundle(|c| {
         let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
         ns.push(json!({"type": "user"}));
         ns.push(json!({"type": "cgroup"}));
         c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
         c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
     });
-    let pid = lab.create(&b);
-    assert_in_cgroup_everywhere(pid, &lab.cgroup);
-    assert_deleted_cleanly(&lab);
+    let pid = case.create(&b);
+    assert_in_cgroup_everywhere(pid, &case.cgroup);
+    assert_deleted_cleanly(&case);
 }

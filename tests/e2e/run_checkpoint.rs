@@ -17,69 +17,31 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
-static SEQ: AtomicU32 = AtomicU32::new(0);
+use crate::lab::{one_line_error, pass_in_guest, stderr, wait_up_to, Bundle, Lab, Rt};
 
 /// Set in the guest, so that the test runs its cases instead of booting another guest.
 const IN_GUEST: &str = "BERTH_E2E_CHECKPOINT_IN_GUEST";
 
 fn unique(tag: &str) -> String {
-    format!(
-        "ckpt-{tag}-{}-{}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::SeqCst)
-    )
+    crate::lab::unique_with("ckpt", tag)
 }
 
-struct Lab {
-    dir: tempfile::TempDir,
-    ids: Vec<String>,
-    runc_ids: Vec<String>,
-}
-
-impl Lab {
-    fn new() -> Lab {
-        assert!(
-            std::fs::read_to_string("/proc/self/status")
-                .unwrap()
-                .lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")),
-            "checkpoint end-to-end tests need root"
-        );
-        Lab {
-            dir: tempfile::tempdir().unwrap(),
-            ids: Vec::new(),
-            runc_ids: Vec::new(),
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn state_root(&self) -> PathBuf {
-        self.path("state")
-    }
-
+/// This module's use of the lab: bundles that run a script with a bind mount for criu.
+trait CheckpointLab {
     /// A busybox bundle whose program is `script` (sh -c), with a bind mount from the lab
     /// (an external mount for criu) and the masked and read-only paths runc's spec has.
-    fn bundle(&mut self, id: &str, script: &str) -> PathBuf {
-        let b = self.path(&format!("bundle-{id}"));
-        let bin = b.join("rootfs/bin");
-        std::fs::create_dir_all(&bin).unwrap();
-        std::fs::copy("/bin/busybox", bin.join("busybox"))
-            .expect("busybox-static is installed (scripts/setup)");
-        for c in ["sh", "sleep", "cat", "echo", "true"] {
-            std::os::unix::fs::symlink("busybox", bin.join(c)).unwrap();
-        }
-        for d in ["proc", "sys", "dev", "tmp", "etc", "data"] {
-            std::fs::create_dir_all(b.join("rootfs").join(d)).unwrap();
-        }
-        let data = self.path(&format!("data-{id}"));
+    fn bundle(&self, id: &str, script: &str) -> PathBuf;
+    /// The status `state` reports, or None if there is no such container.
+    fn status(&self, id: &str) -> Option<String>;
+}
+
+impl CheckpointLab for Lab {
+    fn bundle(&self, id: &str, script: &str) -> PathBuf {
+        let data = self.path().join(format!("data-{id}"));
         std::fs::create_dir_all(&data).unwrap();
         let config = json!({
             "ociVersion": "1.0.2",
@@ -109,96 +71,19 @@ impl Lab {
                 "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/sys", "/proc/sysrq-trigger"]
             }
         });
-        std::fs::write(
-            b.join("config.json"),
-            serde_json::to_vec_pretty(&config).unwrap(),
-        )
-        .unwrap();
-        b
+        Bundle::new(self.path().join(format!("bundle-{id}")))
+            .applets(&["sh", "sleep", "cat", "echo", "true"])
+            .dirs(&["proc", "sys", "dev", "tmp", "etc", "data"])
+            .write(&config)
     }
 
-    /// berth-run with stdio in files of the lab (a detached container inherits them).
-    fn berth(&mut self, args: &[&str]) -> Output {
-        self.berth_with(&[], args)
-    }
-
-    fn berth_with(&mut self, globals: &[&str], args: &[&str]) -> Output {
-        // Remember every id a verb may create, so that drop deletes it.
-        if let Some(id) = args.last() {
-            if matches!(args.first(), Some(&"run" | &"restore" | &"create"))
-                && !self.ids.iter().any(|i| i == id)
-            {
-                self.ids.push((*id).to_string());
-            }
-        }
-        let mut cmd = Command::new(berth_testkit::bin_path("berth-run"));
-        cmd.arg("--root")
-            .arg(self.state_root())
-            .args(globals)
-            .args(args);
-        run_to_files(self.dir.path(), &mut cmd)
-    }
-
-    fn status(&mut self, id: &str) -> Option<String> {
+    fn status(&self, id: &str) -> Option<String> {
         let out = self.berth(&["state", id]);
         if !out.status.success() {
             return None;
         }
         let v: Value = serde_json::from_slice(&out.stdout).unwrap();
         Some(v["status"].as_str().unwrap().to_string())
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for id in self.ids.clone() {
-            let _ = self.berth(&["delete", "--force", &id]);
-            let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup/berth").join(&id));
-        }
-        for id in &self.runc_ids {
-            let _ = Command::new("runc")
-                .arg("--root")
-                .arg(self.dir.path().join("runc-state"))
-                .args(["delete", "--force", id])
-                .output();
-        }
-    }
-}
-
-fn run_to_files(dir: &Path, cmd: &mut Command) -> Output {
-    let n = SEQ.fetch_add(1, Ordering::SeqCst);
-    let (out_path, err_path) = (dir.join(format!("out-{n}")), dir.join(format!("err-{n}")));
-    let status = cmd
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out_path).unwrap())
-        .stderr(std::fs::File::create(&err_path).unwrap())
-        .status()
-        .unwrap();
-    Output {
-        status,
-        stdout: std::fs::read(&out_path).unwrap(),
-        stderr: std::fs::read(&err_path).unwrap(),
-    }
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// The exit code, and that the error is one line naming berth-run.
-fn one_line_error(o: &Output, code: i32) -> String {
-    let err = stderr(o);
-    assert_eq!(o.status.code(), Some(code), "stderr: {err}");
-    assert_eq!(err.lines().count(), 1, "one line: {err:?}");
-    assert!(err.starts_with("berth-run: error: "), "{err}");
-    err
-}
-
-fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -223,12 +108,12 @@ fn criu_works() -> bool {
 }
 
 /// A running counter container under berth-run, and its bundle.
-fn running_counter(lab: &mut Lab, tag: &str) -> (String, PathBuf) {
+fn running_counter(lab: &Lab, tag: &str) -> (String, PathBuf) {
     let id = unique(tag);
     let b = lab.bundle(&id, COUNTER);
     let out = lab.berth(&["run", "-d", "--bundle", b.to_str().unwrap(), &id]);
     assert!(out.status.success(), "run: {}", stderr(&out));
-    wait_until("the counter to count", 10, || count(&b) >= 3);
+    wait_up_to("the counter to count", 10, || count(&b) >= 3);
     (id, b)
 }
 
@@ -236,9 +121,9 @@ fn running_counter(lab: &mut Lab, tag: &str) -> (String, PathBuf) {
 
 #[test]
 fn checkpoint_without_criu_is_unsupported_and_the_container_keeps_running() {
-    let mut lab = Lab::new();
-    let (id, b) = running_counter(&mut lab, "nocriu");
-    let images = lab.path("images");
+    let lab = Lab::new();
+    let (id, b) = running_counter(&lab, "nocriu");
+    let images = lab.path().join("images");
     let out = lab.berth_with(
         &["--criu", "/nonexistent/criu"],
         &["checkpoint", "--image-path", images.to_str().unwrap(), &id],
@@ -251,15 +136,15 @@ fn checkpoint_without_criu_is_unsupported_and_the_container_keeps_running() {
     assert!(!images.exists(), "nothing half-written");
     assert_eq!(lab.status(&id).as_deref(), Some("running"));
     let before = count(&b);
-    wait_until("the counter to go on", 10, || count(&b) > before);
+    wait_up_to("the counter to go on", 10, || count(&b) > before);
 }
 
 #[test]
 fn restore_without_criu_is_unsupported_and_leaves_nothing_behind() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let id = unique("nocriu-restore");
     let b = lab.bundle(&id, COUNTER);
-    let images = lab.path("images");
+    let images = lab.path().join("images");
     std::fs::create_dir(&images).unwrap();
     std::fs::write(images.join("inventory.img"), b"").unwrap();
     let out = lab.berth_with(
@@ -285,17 +170,17 @@ fn restore_without_criu_is_unsupported_and_leaves_nothing_behind() {
 
 #[test]
 fn checkpoint_of_a_stopped_or_created_container_fails_cleanly() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let id = unique("stopped");
     let b = lab.bundle(&id, "true");
     let out = lab.berth(&["create", "--bundle", b.to_str().unwrap(), &id]);
     assert!(out.status.success(), "create: {}", stderr(&out));
-    let images = lab.path("images");
+    let images = lab.path().join("images");
     let args = ["checkpoint", "--image-path", images.to_str().unwrap(), &id];
     let err = one_line_error(&lab.berth(&args), 1);
     assert!(err.contains("is created"), "{err}");
     assert!(lab.berth(&["start", &id]).status.success());
-    wait_until("the container to stop", 10, || {
+    wait_up_to("the container to stop", 10, || {
         lab.status(&id).as_deref() == Some("stopped")
     });
     let err = one_line_error(&lab.berth(&args), 1);
@@ -316,10 +201,10 @@ fn checkpoint_of_a_stopped_or_created_container_fails_cleanly() {
 
 #[test]
 fn restore_into_an_existing_id_fails_cleanly() {
-    let mut lab = Lab::new();
-    let (id, b) = running_counter(&mut lab, "taken");
+    let lab = Lab::new();
+    let (id, b) = running_counter(&lab, "taken");
     let pid_before = lab.berth(&["state", &id]).stdout;
-    let images = lab.path("images");
+    let images = lab.path().join("images");
     std::fs::create_dir(&images).unwrap();
     std::fs::write(images.join("inventory.img"), b"").unwrap();
     let out = lab.berth(&[
@@ -339,8 +224,8 @@ fn restore_into_an_existing_id_fails_cleanly() {
 
 #[test]
 fn bad_checkpoint_options_are_usage_errors() {
-    let mut lab = Lab::new();
-    let (id, _) = running_counter(&mut lab, "badopt");
+    let lab = Lab::new();
+    let (id, _) = running_counter(&lab, "badopt");
     let out = lab.berth(&["checkpoint", "--manage-cgroups-mode", "hard", &id]);
     let err = one_line_error(&out, 2);
     assert!(err.contains("--manage-cgroups-mode"), "{err}");
@@ -352,10 +237,10 @@ fn bad_checkpoint_options_are_usage_errors() {
 
 #[test]
 fn restore_from_a_directory_without_images_is_not_found() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let id = unique("noimages");
     let b = lab.bundle(&id, COUNTER);
-    let empty = lab.path("empty");
+    let empty = lab.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
     let out = lab.berth(&[
         "restore",
@@ -374,9 +259,9 @@ fn restore_from_a_directory_without_images_is_not_found() {
 /// line (exit 6) and changes nothing; where it works, the dump succeeds.
 #[test]
 fn checkpoint_with_this_hosts_criu_works_or_says_why_not() {
-    let mut lab = Lab::new();
-    let (id, b) = running_counter(&mut lab, "hostcriu");
-    let images = lab.path("images");
+    let lab = Lab::new();
+    let (id, b) = running_counter(&lab, "hostcriu");
+    let images = lab.path().join("images");
     let out = lab.berth(&["checkpoint", "--image-path", images.to_str().unwrap(), &id]);
     if criu_works() {
         assert!(out.status.success(), "checkpoint: {}", stderr(&out));
@@ -388,7 +273,7 @@ fn checkpoint_with_this_hosts_criu_works_or_says_why_not() {
         assert!(!images.exists(), "nothing half-written");
         assert_eq!(lab.status(&id).as_deref(), Some("running"));
         let before = count(&b);
-        wait_until("the counter to go on", 10, || count(&b) > before);
+        wait_up_to("the counter to go on", 10, || count(&b) > before);
     }
 }
 
@@ -397,10 +282,10 @@ fn checkpoint_with_this_hosts_criu_works_or_says_why_not() {
 /// state directory, the cgroup and the bind mount of the rootfs made for criu are gone.
 #[test]
 fn a_failed_restore_leaves_no_state_cgroup_or_mount() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let id = unique("failrestore");
     let b = lab.bundle(&id, COUNTER);
-    let images = lab.path("images");
+    let images = lab.path().join("images");
     std::fs::create_dir(&images).unwrap();
     std::fs::write(images.join("inventory.img"), b"not an image").unwrap();
     let out = lab.berth(&[
@@ -447,30 +332,11 @@ fn checkpoint_and_restore_where_criu_works() {
         "criu does not work in the guest kernel either"
     );
     // Boot the lane's guest (Debian's 6.1 kernel) and run this very test there.
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/test-cgroup2");
-    let exe = std::env::current_exe().unwrap();
-    let out = Command::new(&script)
-        .args(["--timeout", "420", "--", "env"])
-        .arg(format!("{IN_GUEST}=1"))
-        .arg(&exe)
-        .args([
-            "--exact",
-            "run_checkpoint::checkpoint_and_restore_where_criu_works",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && text.contains("test result: ok. 1 passed"),
-        "the checkpoint cases failed in the guest (exit {:?}):\n{text}",
-        out.status.code()
+    pass_in_guest(
+        &["--timeout", "420"],
+        IN_GUEST,
+        "run_checkpoint::checkpoint_and_restore_where_criu_works",
+        "checkpoint",
     );
 }
 
@@ -496,19 +362,19 @@ struct Seen {
 /// restart would count from 1) and writes into the restorer's pipe; then kill and delete,
 /// as for a created-then-started container.
 fn cycle(runtime: &str) -> Seen {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let script =
         "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; echo tick $i; sleep 0.1; done";
     let id = unique(&format!("cycle-{}", runtime.replace('-', "")));
     let b = lab.bundle(&id, script);
     let bundle = b.to_str().unwrap().to_string();
-    let images = lab.path("images");
+    let images = lab.path().join("images");
     let images = images.to_str().unwrap().to_string();
     let state_root = if runtime == "runc" {
-        lab.runc_ids.push(id.clone());
-        lab.path("runc-state")
+        lab.track(Rt::Runc, &id);
+        lab.runc_root()
     } else {
-        lab.ids.push(id.clone());
+        lab.track(Rt::Berth, &id);
         lab.state_root()
     };
     let cmd = |args: &[&str]| -> Command {
@@ -538,7 +404,7 @@ fn cycle(runtime: &str) -> Seen {
         .spawn()
         .unwrap();
     assert!(child.wait().unwrap().success(), "{runtime} run -d failed");
-    wait_until("the counter to reach 3", 30, || count(&b) >= 3);
+    wait_up_to("the counter to reach 3", 30, || count(&b) >= 3);
 
     let out = output(&[
         "checkpoint",
@@ -555,10 +421,10 @@ fn cycle(runtime: &str) -> Seen {
     let running_after_leave_running = status_of(&id) == "running";
     let images_written = Path::new(&images).join("inventory.img").is_file();
     let after = count(&b);
-    wait_until("the counter to go on", 30, || count(&b) > after);
+    wait_up_to("the counter to go on", 30, || count(&b) > after);
 
     // Iterative: a memory pre-dump (it keeps running), then the dump against it.
-    let pre = lab.path("pre");
+    let pre = lab.path().join("pre");
     let out = output(&[
         "checkpoint",
         "--pre-dump",
@@ -617,14 +483,14 @@ fn cycle(runtime: &str) -> Seen {
     let n = std::io::Read::read(&mut out_pipe, &mut buf).unwrap();
     let output_on_the_restorers_pipe = String::from_utf8_lossy(&buf[..n]).starts_with("tick ");
     let continued_from_the_checkpoint = first >= frozen && frozen >= 3;
-    wait_until("the restored counter to go on", 30, || {
+    wait_up_to("the restored counter to go on", 30, || {
         count(&b) >= frozen + 3
     });
     let status_after_restore = status_of(&id);
 
     let out = output(&["kill", &id, "KILL"]);
     assert!(out.status.success(), "{runtime} kill: {}", stderr(&out));
-    wait_until("the restored container to stop", 10, || {
+    wait_up_to("the restored container to stop", 10, || {
         status_of(&id) == "stopped"
     });
     let status_after_kill = status_of(&id);
@@ -646,7 +512,7 @@ fn cycle(runtime: &str) -> Seen {
 /// Restore in the foreground waits for the container and exits with its status; stdio in
 /// files outside the container (criu's external files) are handed to the restorer's.
 fn restore_in_the_foreground_passes_the_status_through() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let id = unique("fg");
     let b = lab.bundle(
         &id,
@@ -654,8 +520,8 @@ fn restore_in_the_foreground_passes_the_status_through() {
     );
     let out = lab.berth(&["run", "-d", "--bundle", b.to_str().unwrap(), &id]);
     assert!(out.status.success(), "run: {}", stderr(&out));
-    wait_until("the counter to reach 3", 30, || count(&b) >= 3);
-    let images = lab.path("images");
+    wait_up_to("the counter to reach 3", 30, || count(&b) >= 3);
+    let images = lab.path().join("images");
     let out = lab.berth(&["checkpoint", "--image-path", images.to_str().unwrap(), &id]);
     assert!(out.status.success(), "checkpoint: {}", stderr(&out));
     assert_eq!(lab.status(&id), None, "state removed after checkpoint");
@@ -665,7 +531,7 @@ fn restore_in_the_foreground_passes_the_status_through() {
     );
     let frozen = count(&b);
     assert!(frozen < 40, "checkpointed before the end ({frozen})");
-    let pid_file = lab.path("restored.pid");
+    let pid_file = lab.path().join("restored.pid");
     let out = lab.berth(&[
         "restore",
         "--image-path",

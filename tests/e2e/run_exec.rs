@@ -7,113 +7,51 @@
 //! guard force-deletes its containers (berth-run and runc) and removes their cgroups and
 //! directories on drop, pass or fail.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde_json::{json, Value};
 
-static SEQ: AtomicU32 = AtomicU32::new(0);
+use crate::lab::{
+    cgroup_dirs, run_to_files, runc_like_config, stderr, wait_until, Bundle, Lab, Rt,
+};
 
 fn unique(tag: &str) -> String {
-    format!(
-        "e2e-exec-{tag}-{}-{}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::SeqCst)
-    )
+    crate::lab::unique_with("e2e-exec", tag)
 }
 
-#[derive(Clone, Copy, PartialEq)]
-enum Rt {
-    Berth,
-    Runc,
-}
-
-struct Lab {
-    dir: tempfile::TempDir,
-    made: Vec<(Rt, String)>,
-}
-
-impl Lab {
-    fn new() -> Lab {
-        let status = std::fs::read_to_string("/proc/self/status").unwrap();
-        assert!(
-            status
-                .lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")),
-            "berth-run exec end-to-end tests need root"
-        );
-        Lab {
-            dir: tempfile::tempdir().unwrap(),
-            made: Vec::new(),
-        }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// A bundle with busybox and the probe; `edit` changes the config.
-    fn bundle(&self, id: &str, edit: impl FnOnce(&mut Value)) -> PathBuf {
-        let b = self.path().join(format!("bundle-{id}"));
-        let bin = b.join("rootfs/bin");
-        std::fs::create_dir_all(&bin).unwrap();
-        std::fs::copy("/bin/busybox", bin.join("busybox"))
-            .expect("busybox-static is installed (scripts/setup)");
-        for c in [
-            "sh", "true", "sleep", "id", "cat", "mkdir", "pwd", "env", "stty",
-        ] {
-            std::os::unix::fs::symlink("busybox", bin.join(c)).unwrap();
-        }
-        std::fs::copy(berth_probe::path(), bin.join("probe")).unwrap();
-        for d in ["proc", "sys", "dev", "tmp", "etc", "home/user"] {
-            std::fs::create_dir_all(b.join("rootfs").join(d)).unwrap();
-        }
-        std::fs::write(
-            b.join("rootfs/etc/passwd"),
-            "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/home/user:/bin/sh\n",
-        )
-        .unwrap();
-        let mut config = base_config(&format!("/berth/{id}"));
-        edit(&mut config);
-        std::fs::write(
-            b.join("config.json"),
-            serde_json::to_vec_pretty(&config).unwrap(),
-        )
-        .unwrap();
-        b
-    }
-
-    fn cmd(&self, rt: Rt) -> Command {
-        let mut c = match rt {
-            Rt::Berth => Command::new(berth_testkit::bin_path("berth-run")),
-            Rt::Runc => Command::new("runc"),
-        };
-        let root = match rt {
-            Rt::Berth => "berth-state",
-            Rt::Runc => "runc-state",
-        };
-        c.arg("--root").arg(self.path().join(root));
-        c
-    }
-
-    /// Runs a verb with stdout and stderr in files (a detached process inherits them).
-    fn call(&self, rt: Rt, args: &[&str]) -> Output {
-        run_to_files(self.path(), self.cmd(rt).args(args))
-    }
-
-    fn berth(&self, args: &[&str]) -> Output {
-        self.call(Rt::Berth, args)
-    }
-
+/// This module's use of the lab: containers running `sleep 1000` under either runtime,
+/// from bundles with busybox and the probe.
+trait ExecLab {
+    /// A bundle whose config `edit` changes.
+    fn bundle(&self, id: &str, edit: impl FnOnce(&mut Value)) -> PathBuf;
     /// A detached container running `sleep 1000`; returns its id and its init's host pid.
-    fn start(&mut self, rt: Rt, edit: impl FnOnce(&mut Value)) -> (String, i32) {
+    fn start(&self, rt: Rt, edit: impl FnOnce(&mut Value)) -> (String, i32);
+    fn init_pid(&self, rt: Rt, id: &str) -> i32;
+    /// `exec` of the probe in the foreground with extra flags: its report.
+    fn probe(&self, rt: Rt, id: &str, flags: &[&str]) -> Value;
+}
+
+impl ExecLab for Lab {
+    fn bundle(&self, id: &str, edit: impl FnOnce(&mut Value)) -> PathBuf {
+        let mut config = exec_config(&format!("/berth/{id}"));
+        edit(&mut config);
+        Bundle::new(self.path().join(format!("bundle-{id}")))
+            .applets(&[
+                "sh", "true", "sleep", "id", "cat", "mkdir", "pwd", "env", "stty",
+            ])
+            .probe()
+            .dirs(&["proc", "sys", "dev", "tmp", "etc", "home/user"])
+            .passwd()
+            .write(&config)
+    }
+
+    fn start(&self, rt: Rt, edit: impl FnOnce(&mut Value)) -> (String, i32) {
         let id = unique("c");
         let b = self.bundle(&id, |c| {
             c["process"]["args"] = json!(["sleep", "1000"]);
             edit(c);
         });
-        self.made.push((rt, id.clone()));
         let out = self.call(
             rt,
             &["run", "--detach", "--bundle", b.to_str().unwrap(), &id],
@@ -130,7 +68,6 @@ impl Lab {
         v["pid"].as_i64().unwrap() as i32
     }
 
-    /// `exec` of the probe in the foreground with extra flags: its report.
     fn probe(&self, rt: Rt, id: &str, flags: &[&str]) -> Value {
         let mut args = vec!["exec"];
         args.extend_from_slice(flags);
@@ -142,77 +79,21 @@ impl Lab {
     }
 }
 
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for (rt, id) in &self.made {
-            let _ = self.cmd(*rt).args(["delete", "--force", id]).output();
-            for dir in cgroup_dirs(&format!("/berth/{id}")) {
-                let _ = std::fs::remove_dir(dir);
-            }
-        }
-    }
-}
-
-fn run_to_files(dir: &Path, cmd: &mut Command) -> Output {
-    let n = SEQ.fetch_add(1, Ordering::SeqCst);
-    let (o, e) = (dir.join(format!("out-{n}")), dir.join(format!("err-{n}")));
-    let status = cmd
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&o).unwrap())
-        .stderr(std::fs::File::create(&e).unwrap())
-        .status()
-        .unwrap();
-    Output {
-        status,
-        stdout: std::fs::read(&o).unwrap(),
-        stderr: std::fs::read(&e).unwrap(),
-    }
-}
-
-fn cgroup_dirs(cg: &str) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
-        out.push(entry.path().join(cg.trim_start_matches('/')));
-    }
-    out.push(PathBuf::from("/sys/fs/cgroup").join(cg.trim_start_matches('/')));
-    out
-}
-
-fn base_config(cgroups_path: &str) -> Value {
-    let caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
-    json!({
-        "ociVersion": "1.0.2",
-        "process": {
-            "terminal": false,
-            "user": {"uid": 0, "gid": 0},
-            "args": ["sh"],
-            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
-            "cwd": "/",
-            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
-            "noNewPrivileges": true
-        },
-        "root": {"path": "rootfs", "readonly": false},
-        "hostname": "berth",
-        "mounts": [
-            {"destination": "/proc", "type": "proc", "source": "proc"},
-            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-            {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
-            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
-            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}
-        ],
-        "linux": {
-            "cgroupsPath": cgroups_path,
-            "resources": {"devices": [{"allow": false, "access": "rwm"}]},
-            "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}],
-            "maskedPaths": ["/proc/kcore", "/proc/keys", "/sys/firmware"],
-            "readonlyPaths": ["/proc/sys", "/proc/sysrq-trigger"]
-        }
-    })
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+/// The lab's `runc spec`-like config as exec has always been tested on it: no ambient
+/// capabilities, no mqueue or cgroup mounts, fewer masked and read-only paths.
+fn exec_config(cgroups_path: &str) -> Value {
+    let mut c = runc_like_config(cgroups_path);
+    c["process"]["capabilities"]
+        .as_object_mut()
+        .unwrap()
+        .remove("ambient");
+    c["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|m| m["type"] != "mqueue" && m["type"] != "cgroup");
+    c["linux"]["maskedPaths"] = json!(["/proc/kcore", "/proc/keys", "/sys/firmware"]);
+    c["linux"]["readonlyPaths"] = json!(["/proc/sys", "/proc/sysrq-trigger"]);
+    c
 }
 
 /// `/proc/<pid>/ns/<name>` as the probe prints it (`net:[4026532327]`).
@@ -231,17 +112,6 @@ fn cgroups_of(pid: i32) -> Vec<String> {
         .filter(|l| !l.contains(":name="))
         .map(str::to_string)
         .collect()
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !f() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
 }
 
 fn pid_alive(pid: i32) -> bool {
@@ -268,7 +138,7 @@ const NAMESPACES: [&str; 7] = ["cgroup", "ipc", "mnt", "net", "pid", "user", "ut
 
 #[test]
 fn exec_joins_every_namespace_and_the_cgroup_of_the_init() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let (id, init) = lab.start(Rt::Berth, |_| {});
     let v = lab.probe(Rt::Berth, &id, &[]);
     for ns in NAMESPACES {
@@ -312,7 +182,7 @@ fn exec_joins_every_namespace_and_the_cgroup_of_the_init() {
 
 #[test]
 fn exec_into_a_user_namespace_joins_it_first() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let (id, init) = lab.start(Rt::Berth, |c| {
         c["linux"]["namespaces"]
             .as_array_mut()
@@ -342,7 +212,7 @@ fn exec_into_a_user_namespace_joins_it_first() {
 
 #[test]
 fn exec_gets_the_containers_seccomp_caps_rlimits_and_no_new_privs() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let (id, _) = lab.start(Rt::Berth, |c| {
         c["linux"]["seccomp"] = json!({
             "defaultAction": "SCMP_ACT_ALLOW",
@@ -378,7 +248,7 @@ fn exec_gets_the_containers_seccomp_caps_rlimits_and_no_new_privs() {
 
 #[test]
 fn every_process_flag_shapes_the_process() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let (id, _) = lab.start(Rt::Berth, |c| {
         c["process"]["noNewPrivileges"] = json!(false);
     });
@@ -445,7 +315,7 @@ fn every_process_flag_shapes_the_process() {
 
 #[test]
 fn preserved_fds_arrive_and_nothing_else_leaks() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let (id, _) = lab.start(Rt::Berth, |_| {});
     let v = lab.probe(Rt::Berth, &id, &[]);
     let fds: Vec<&String> = v["fds"].as_object().unwrap().keys().collect();
@@ -455,7 +325,7 @@ fn preserved_fds_arrive_and_nothing_else_leaks() {
         Command::new("sh").arg("-c").arg(format!(
             "exec 3</etc/hostname 4</etc/passwd; exec {} --root {} exec --preserve-fds 2 {} /bin/probe",
             berth_testkit::bin_path("berth-run").display(),
-            lab.path().join("berth-state").display(),
+            lab.state_root().display(),
             id
         )),
     );
@@ -472,7 +342,7 @@ fn preserved_fds_arrive_and_nothing_else_leaks() {
 
 #[test]
 fn the_exec_cannot_reach_the_runtime_binary() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let (id, _) = lab.start(Rt::Berth, |_| {});
     let rootfs = lab.path().join(format!("bundle-{id}/rootfs"));
     std::fs::write(rootfs.join("bin/evil"), "#!/proc/self/exe\n").unwrap();
@@ -502,7 +372,7 @@ fn the_exec_cannot_reach_the_runtime_binary() {
 
 #[test]
 fn process_file_detach_and_pid_file_as_containerd_and_conmon_call_it() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let (id, init) = lab.start(Rt::Berth, |_| {});
     let process = lab.path().join("process.json");
     std::fs::write(
@@ -579,7 +449,7 @@ fn process_file_detach_and_pid_file_as_containerd_and_conmon_call_it() {
 fn tty_master_arrives_over_the_console_socket() {
     use std::io::{Read, Write};
     use std::os::fd::AsFd;
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let (id, _) = lab.start(Rt::Berth, |_| {});
     let sock = lab.path().join("console.sock");
     let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
@@ -643,7 +513,7 @@ fn tty_master_arrives_over_the_console_socket() {
 
 #[test]
 fn tty_in_the_foreground_is_proxied_by_berth_run() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let (id, _) = lab.start(Rt::Berth, |_| {});
     // stdin is a file here: berth-run copies it to the pty and the pty's output to stdout.
     let input = lab.path().join("tty.in");
@@ -665,10 +535,10 @@ fn tty_in_the_foreground_is_proxied_by_berth_run() {
 
 #[test]
 fn exec_into_a_created_container_works_and_start_still_works() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let id = unique("created");
     let b = lab.bundle(&id, |c| c["process"]["args"] = json!(["sleep", "1000"]));
-    lab.made.push((Rt::Berth, id.clone()));
+    lab.track(Rt::Berth, &id);
     let out = lab.berth(&["create", "--bundle", b.to_str().unwrap(), &id]);
     assert!(out.status.success(), "{}", stderr(&out));
     let out = lab.berth(&["exec", &id, "sh", "-c", "exit 3"]);
@@ -703,7 +573,7 @@ impl Drop for SubCgroups {
 
 #[test]
 fn cgroup_flag_runs_the_process_in_a_sub_cgroup_like_runc() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let mut subs = SubCgroups(Vec::new());
     for rt in [Rt::Berth, Rt::Runc] {
         let (id, init) = lab.start(rt, |_| {});
@@ -794,7 +664,7 @@ fn cgroup_flag_runs_the_process_in_a_sub_cgroup_like_runc() {
 
 #[test]
 fn exit_statuses_pass_through_and_failures_use_run_codes() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let (id, init) = lab.start(Rt::Berth, |_| {});
     let code = |args: &[&str]| lab.berth(args).status.code();
     assert_eq!(code(&["exec", &id, "true"]), Some(0));
@@ -826,7 +696,7 @@ fn exit_statuses_pass_through_and_failures_use_run_codes() {
 
 #[test]
 fn foreground_exec_forwards_signals_and_reports_128_plus_n() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let (id, init) = lab.start(Rt::Berth, |_| {});
     let out = lab.path().join("fg.out");
     let mut child = lab
@@ -856,7 +726,7 @@ fn foreground_exec_forwards_signals_and_reports_128_plus_n() {
 
 #[test]
 fn missing_stopped_and_paused_containers_are_refused_in_one_line() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let out = lab.berth(&["exec", "-d", "nonexistent", "true"]);
     assert_eq!(out.status.code(), Some(3));
     assert!(one_line(&out).contains("does not exist"));
@@ -908,7 +778,7 @@ fn missing_stopped_and_paused_containers_are_refused_in_one_line() {
 
 #[test]
 fn unsupported_and_malformed_requests_get_documented_codes() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let (id, _) = lab.start(Rt::Berth, |_| {});
     for (args, want, text) in [
         (vec!["--apparmor", "p"], 6, "AppArmor"),
@@ -944,7 +814,7 @@ fn unsupported_and_malformed_requests_get_documented_codes() {
 
 #[test]
 fn differential_exec_matches_runc() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let edit = |c: &mut Value| {
         c["process"]["noNewPrivileges"] = json!(false);
         c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "hard": 512, "soft": 256}]);

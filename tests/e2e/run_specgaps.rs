@@ -4,7 +4,9 @@
 //! the listener fd and the container process state, answers the container's `mkdir`s, and
 //! the same bundle runs under runc 1.1 as the differential); idmapped bind mounts (mount
 //! `uidMappings`/`gidMappings` with `idmap`/`ridmap`, which runc 1.1.5 does not have); and
-//! joining a user namespace by path while creating the other namespaces.
+//! joining a user namespace by path while creating the other namespaces, also together with
+//! a sandbox's pid (and time) namespaces, as a pod's second container does (runc 1.1 runs
+//! the same bundle as the differential).
 //!
 //! Each test has its own temporary directory (state roots, bundles, the agent's socket),
 //! unique container ids and cgroupsPath /berth/<id>; the `Lab` guard force-deletes its
@@ -16,152 +18,34 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use libseccomp::{ScmpNotifReq, ScmpNotifResp, ScmpNotifRespFlags};
 use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
 use serde_json::{json, Value};
 
-static SEQ: AtomicU32 = AtomicU32::new(0);
+use crate::lab::{minimal_config, Bundle, Lab, Rt};
 
 fn unique(tag: &str) -> String {
-    format!(
-        "e2e-sg-{tag}-{}-{}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::SeqCst)
-    )
+    crate::lab::unique_with("e2e-sg", tag)
 }
 
-struct Lab {
-    dir: tempfile::TempDir,
-    ids: Vec<String>,
-    runc_ids: Vec<String>,
-}
-
-impl Lab {
-    fn new() -> Lab {
-        assert!(
-            rustix::process::geteuid().is_root(),
-            "berth-run end-to-end tests need root"
-        );
-        Lab {
-            dir: tempfile::tempdir().unwrap(),
-            ids: Vec::new(),
-            runc_ids: Vec::new(),
-        }
-    }
-
+/// This module's use of the lab: small bundles.
+trait SpecGapsLab {
     /// A bundle with static busybox in the rootfs and a minimal config (pid, mount, ipc,
-    /// uts namespaces, /proc, a tmpfs /dev); `edit` changes the config.
-    fn bundle(&mut self, id: &str, args: &[&str], edit: impl FnOnce(&mut Value)) -> PathBuf {
-        let b = self.dir.path().join(format!("bundle-{id}"));
-        let bin = b.join("rootfs/bin");
-        std::fs::create_dir_all(&bin).unwrap();
-        std::fs::copy("/bin/busybox", bin.join("busybox"))
-            .expect("busybox-static is installed (scripts/setup)");
-        for c in ["sh", "cat", "echo", "mkdir", "ls", "sleep"] {
-            std::os::unix::fs::symlink("busybox", bin.join(c)).unwrap();
-        }
-        for d in ["proc", "dev", "tmp"] {
-            std::fs::create_dir_all(b.join("rootfs").join(d)).unwrap();
-        }
-        std::fs::set_permissions(
-            b.join("rootfs/tmp"),
-            std::os::unix::fs::PermissionsExt::from_mode(0o1777),
-        )
-        .unwrap();
-        self.ids.push(id.to_string());
-        let mut config = json!({
-            "ociVersion": "1.0.2",
-            "process": {
-                "user": {"uid": 0, "gid": 0},
-                "args": args,
-                "env": ["PATH=/bin"],
-                "cwd": "/",
-                "noNewPrivileges": true
-            },
-            "root": {"path": "rootfs"},
-            "mounts": [
-                {"destination": "/proc", "type": "proc", "source": "proc"},
-                {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"]}
-            ],
-            "linux": {
-                "cgroupsPath": format!("/berth/{id}"),
-                "namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "ipc"}, {"type": "uts"}]
-            }
-        });
+    /// uts namespaces, /proc, a tmpfs /dev) running `args`; `edit` changes the config.
+    fn bundle(&self, id: &str, args: &[&str], edit: impl FnOnce(&mut Value)) -> PathBuf;
+}
+
+impl SpecGapsLab for Lab {
+    fn bundle(&self, id: &str, args: &[&str], edit: impl FnOnce(&mut Value)) -> PathBuf {
+        self.track(Rt::Berth, id);
+        let mut config = minimal_config(&format!("/berth/{id}"), args);
         edit(&mut config);
-        std::fs::write(
-            b.join("config.json"),
-            serde_json::to_vec_pretty(&config).unwrap(),
-        )
-        .unwrap();
-        b
-    }
-
-    fn berth(&self, args: &[&str]) -> Output {
-        run_to_files(
-            self.dir.path(),
-            Command::new(berth_testkit::bin_path("berth-run"))
-                .arg("--root")
-                .arg(self.dir.path().join("state"))
-                .args(args),
-        )
-    }
-
-    fn berth_run(&self, id: &str, bundle: &Path) -> Output {
-        self.berth(&["run", "--bundle", bundle.to_str().unwrap(), id])
-    }
-
-    fn runc_run(&mut self, id: &str, bundle: &Path) -> Output {
-        self.runc_ids.push(id.to_string());
-        run_to_files(
-            self.dir.path(),
-            Command::new("runc")
-                .arg("--root")
-                .arg(self.dir.path().join("runc-state"))
-                .args(["run", "--bundle"])
-                .arg(bundle)
-                .arg(id),
-        )
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for id in &self.ids {
-            let _ = self.berth(&["delete", "--force", id]);
-        }
-        for id in &self.runc_ids {
-            let _ = Command::new("runc")
-                .arg("--root")
-                .arg(self.dir.path().join("runc-state"))
-                .args(["delete", "--force", id])
-                .output();
-        }
-        for id in self.ids.iter().chain(&self.runc_ids) {
-            for entry in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
-                let _ = std::fs::remove_dir(entry.path().join("berth").join(id));
-            }
-            let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup/berth").join(id));
-        }
-    }
-}
-
-/// stdout and stderr in files, not pipes: nothing the container leaves behind holds them.
-fn run_to_files(dir: &Path, cmd: &mut Command) -> Output {
-    let n = SEQ.fetch_add(1, Ordering::SeqCst);
-    let (out_path, err_path) = (dir.join(format!("out-{n}")), dir.join(format!("err-{n}")));
-    let status = cmd
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out_path).unwrap())
-        .stderr(std::fs::File::create(&err_path).unwrap())
-        .status()
-        .unwrap();
-    Output {
-        status,
-        stdout: std::fs::read(&out_path).unwrap(),
-        stderr: std::fs::read(&err_path).unwrap(),
+        Bundle::new(self.path().join(format!("bundle-{id}")))
+            .applets(&["sh", "cat", "echo", "mkdir", "ls", "sleep"])
+            .dirs(&["proc", "dev", "tmp"])
+            .sticky_tmp()
+            .write(&config)
     }
 }
 
@@ -179,7 +63,7 @@ fn host_uptime() -> f64 {
 const DAY: i64 = 86_400;
 
 fn time_offsets_are_seen_inside(user_ns: bool) {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let id = unique("time");
     let b = lab.bundle(
         &id,
@@ -242,7 +126,7 @@ fn time_offsets_work_in_a_new_user_namespace() {
 
 #[test]
 fn bad_time_offsets_are_refused_in_one_line_and_leave_nothing() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     // Out of the kernel's range: refused by the kernel when berth-run writes them.
     let id = unique("time-range");
     let b = lab.bundle(&id, &["true"], |c| {
@@ -374,7 +258,7 @@ const ENOANO: i32 = 55;
 
 /// A bundle whose `mkdir`s are notified to the agent at `sock`: the first is failed with
 /// ENOANO, the second "succeeds" without the directory being made.
-fn notify_bundle(lab: &mut Lab, id: &str, sock: &Path) -> PathBuf {
+fn notify_bundle(lab: &Lab, id: &str, sock: &Path) -> PathBuf {
     lab.bundle(
         id,
         &[
@@ -428,10 +312,10 @@ fn check_notified_run(out: &Output, report: &AgentReport, id: &str, runtime: &st
 
 #[test]
 fn seccomp_notify_hands_the_listener_to_the_agent_which_answers_mkdir() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let id = unique("notify");
     let sock = lab.dir.path().join("agent.sock");
-    let b = notify_bundle(&mut lab, &id, &sock);
+    let b = notify_bundle(&lab, &id, &sock);
     let agent = agent(&sock, vec![Some(ENOANO), None]);
     let out = lab.berth_run(&id, &b);
     let report = agent_report(agent, &sock, &out, "berth-run");
@@ -443,10 +327,10 @@ fn seccomp_notify_hands_the_listener_to_the_agent_which_answers_mkdir() {
 
 #[test]
 fn seccomp_notify_with_no_new_privileges_false_too() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let id = unique("notify-nnp");
     let sock = lab.dir.path().join("agent.sock");
-    let b = notify_bundle(&mut lab, &id, &sock);
+    let b = notify_bundle(&lab, &id, &sock);
     let mut c: Value =
         serde_json::from_slice(&std::fs::read(b.join("config.json")).unwrap()).unwrap();
     c["process"]["noNewPrivileges"] = json!(false);
@@ -459,13 +343,13 @@ fn seccomp_notify_with_no_new_privileges_false_too() {
 
 #[test]
 fn seccomp_notify_differential_with_runc() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let mut keys = Vec::new();
     let mut outputs = Vec::new();
     for runtime in ["berth-run", "runc"] {
         let id = unique("notify-diff");
         let sock = lab.dir.path().join(format!("agent-{runtime}.sock"));
-        let b = notify_bundle(&mut lab, &id, &sock);
+        let b = notify_bundle(&lab, &id, &sock);
         let agent = agent(&sock, vec![Some(ENOANO), None]);
         let out = if runtime == "runc" {
             lab.runc_run(&id, &b)
@@ -488,7 +372,7 @@ fn seccomp_notify_differential_with_runc() {
 
 #[test]
 fn seccomp_notify_of_an_exec_reaches_the_agent_with_the_running_state() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let id = unique("notify-exec");
     let sock = lab.dir.path().join("agent.sock");
     let b = lab.bundle(&id, &["sleep", "600"], |c| {
@@ -525,11 +409,11 @@ fn seccomp_notify_of_an_exec_reaches_the_agent_with_the_running_state() {
 
 #[test]
 fn seccomp_notify_refusals_are_one_line() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     // No agent listening: create fails naming the path, and leaves nothing behind.
     let id = unique("notify-noagent");
     let sock = lab.dir.path().join("nobody.sock");
-    let b = notify_bundle(&mut lab, &id, &sock);
+    let b = notify_bundle(&lab, &id, &sock);
     let out = lab.berth(&["create", "--bundle", b.to_str().unwrap(), &id]);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{err}");
@@ -595,7 +479,7 @@ fn user_ns(c: &mut Value) {
 
 #[test]
 fn idmapped_bind_mounts_show_and_write_ids_through_their_mappings() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let id = unique("idmap");
     let src = idmap_source(&lab, "idmap-src");
     let ro_src = idmap_source(&lab, "idmap-ro-src");
@@ -677,7 +561,7 @@ fn idmapped_bind_mounts_show_and_write_ids_through_their_mappings() {
 
 #[test]
 fn bad_idmapped_mounts_are_refused_in_one_line() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let maps = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
     let missing = lab.dir.path().join("no-such-dir");
     for (tag, mount, code, needle) in [
@@ -763,7 +647,7 @@ impl Drop for UserNsHolder {
 
 #[test]
 fn a_joined_user_namespace_owns_the_new_namespaces_made_with_it() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let holder = UserNsHolder::new("0 200000 65536\n");
     let id = unique("userjoin");
     let b = lab.bundle(
@@ -806,7 +690,7 @@ fn a_joined_user_namespace_owns_the_new_namespaces_made_with_it() {
 
 #[test]
 fn a_joined_user_namespace_without_root_is_one_line() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     // Container uid 0 is not mapped: the init cannot become root there.
     let holder = UserNsHolder::new("1 200000 10\n");
     let id = unique("userjoin-noroot");
@@ -822,4 +706,491 @@ fn a_joined_user_namespace_without_root_is_one_line() {
     assert!(err.contains("joined user namespace"), "{err}");
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     assert!(!lab.dir.path().join("state").join(&id).exists());
+}
+
+// ---- joined user and pid namespaces (a pod's second container) ----
+
+/// A pod sandbox: `unshare --user --pid --fork --kill-child sleep 600`, maps written by the
+/// test; pid 1 of its pid namespace is the `sleep`. Killed (pid 1 first, which empties the
+/// namespace) and reaped on drop.
+struct Sandbox {
+    unshare: std::process::Child,
+    pid1: u32,
+}
+
+impl Sandbox {
+    fn new(map: &str) -> Sandbox {
+        Sandbox::spawn(&["--user", "--pid"], Some(map))
+    }
+
+    /// A pid namespace of the host's user namespace (no user namespace of its own).
+    fn pid_only() -> Sandbox {
+        Sandbox::spawn(&["--pid"], None)
+    }
+
+    fn spawn(unshare: &[&str], map: Option<&str>) -> Sandbox {
+        let child = Command::new("unshare")
+            .args(unshare)
+            .args(["--fork", "--kill-child", "sleep", "600"])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("unshare (util-linux) runs");
+        let mut s = Sandbox {
+            unshare: child,
+            pid1: 0,
+        };
+        let pid = s.unshare.id();
+        if let Some(map) = map {
+            let ours = std::fs::read_link("/proc/self/ns/user").unwrap();
+            wait_for("unshare --user to unshare", || {
+                std::fs::read_link(format!("/proc/{pid}/ns/user")).ok() != Some(ours.clone())
+            });
+            std::fs::write(format!("/proc/{pid}/uid_map"), map).unwrap();
+            std::fs::write(format!("/proc/{pid}/gid_map"), map).unwrap();
+        }
+        wait_for("unshare --fork to start pid 1", || {
+            let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+                .unwrap_or_default();
+            match children.split_whitespace().next().map(str::parse) {
+                Some(Ok(p)) => {
+                    s.pid1 = p;
+                    true
+                }
+                _ => false,
+            }
+        });
+        wait_for("the sandbox's pid 1 to exec sleep", || {
+            std::fs::read_to_string(format!("/proc/{}/comm", s.pid1)).is_ok_and(|c| c == "sleep\n")
+        });
+        s
+    }
+
+    fn ns(&self, kind: &str) -> String {
+        format!("/proc/{}/ns/{kind}", self.pid1)
+    }
+
+    fn ns_link(&self, kind: &str) -> String {
+        std::fs::read_link(self.ns(kind))
+            .unwrap()
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    /// Host pids of every live process in the sandbox's pid namespace (an init whose
+    /// `berth-run` exited is the host init's zombie for a while once dead: not counted).
+    fn members(&self) -> Vec<u32> {
+        let want = std::fs::read_link(self.ns("pid")).unwrap();
+        let mut pids: Vec<u32> = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .filter(|p: &u32| {
+                std::fs::read_link(format!("/proc/{p}/ns/pid"))
+                    .ok()
+                    .as_ref()
+                    == Some(&want)
+            })
+            .filter(|p| alive(*p))
+            .collect();
+        pids.sort_unstable();
+        pids
+    }
+}
+
+/// Whether a host pid is a live process (not gone, not a zombie).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        // The state follows the parenthesised command name.
+        s.rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X'))
+    })
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if self.pid1 != 0 {
+            let _ = rustix::process::kill_process(
+                rustix::process::Pid::from_raw(self.pid1 as i32).unwrap(),
+                rustix::process::Signal::KILL,
+            );
+        }
+        let _ = self.unshare.kill();
+        let _ = self.unshare.wait();
+    }
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// The sandbox's user and pid namespaces joined; mount, ipc and uts made (owned by the
+/// joined user namespace); hostname "second"; `maps`: the sandbox's own mappings in the
+/// spec too (runc 1.1 requires them with a joined user namespace).
+fn second_container(c: &mut Value, sandbox: &Sandbox, maps: Option<&Value>) {
+    c["hostname"] = json!("second");
+    c["linux"]["namespaces"] = json!([
+        {"type": "user", "path": sandbox.ns("user")},
+        {"type": "pid", "path": sandbox.ns("pid")},
+        {"type": "mount"}, {"type": "ipc"}, {"type": "uts"}
+    ]);
+    if let Some(m) = maps {
+        c["linux"]["uidMappings"] = m.clone();
+        c["linux"]["gidMappings"] = m.clone();
+    }
+}
+
+/// What the second container reports, one field a line (see `REPORT`).
+const REPORT: &str = "cat /proc/self/uid_map; readlink /proc/self/ns/pid; cat /proc/1/comm; \
+                      hostname; readlink /proc/self/ns/ipc; echo pid=$$";
+
+fn check_report(stdout: &str, sandbox: &Sandbox, who: &str) {
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 6, "{who}: {stdout}");
+    let map: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(map, ["0", "200000", "65536"], "{who}: {stdout}");
+    assert_eq!(
+        lines[1],
+        sandbox.ns_link("pid"),
+        "{who}: the sandbox's pid namespace"
+    );
+    // The sandbox's processes are seen: its pid 1 is the sleep.
+    assert_eq!(lines[2], "sleep", "{who}: {stdout}");
+    // sethostname needs CAP_SYS_ADMIN over the new uts namespace: the joined user
+    // namespace owns it.
+    assert_eq!(lines[3], "second", "{who}: {stdout}");
+    let host_ipc = std::fs::read_link("/proc/self/ns/ipc").unwrap();
+    assert_ne!(Path::new(lines[4]), host_ipc, "{who}: a new ipc namespace");
+    let pid: u32 = lines[5].strip_prefix("pid=").unwrap().parse().unwrap();
+    assert!(
+        pid > 1,
+        "{who}: not pid 1 of the joined pid namespace: {stdout}"
+    );
+}
+
+#[test]
+fn joined_user_and_pid_namespaces_run_a_pods_second_container() {
+    let lab = Lab::new();
+    let sandbox = Sandbox::new("0 200000 65536\n");
+    let id = unique("userpid");
+    let b = lab.bundle(&id, &["sh", "-c", REPORT], |c| {
+        second_container(c, &sandbox, None)
+    });
+    let out = lab.berth_run(&id, &b);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    check_report(&text(&out.stdout), &sandbox, "berth-run");
+    assert!(!lab.dir.path().join("state").join(&id).exists());
+    assert_eq!(
+        sandbox.members(),
+        [sandbox.pid1],
+        "nothing of the container is left"
+    );
+}
+
+#[test]
+fn joined_user_and_pid_namespaces_state_exec_kill_and_delete_use_the_host_pid() {
+    let lab = Lab::new();
+    let sandbox = Sandbox::new("0 200000 65536\n");
+    let id = unique("userpid-life");
+    let script = format!("({REPORT}) > /tmp/report; echo done >> /tmp/report; exec sleep 600");
+    let b = lab.bundle(&id, &["sh", "-c", &script], |c| {
+        second_container(c, &sandbox, None)
+    });
+    let pid_file = lab.dir.path().join(format!("{id}.pid"));
+    let out = lab.berth(&[
+        "create",
+        "--bundle",
+        b.to_str().unwrap(),
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        &id,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let state = |lab: &Lab| -> Value {
+        let out = lab.berth(&["state", &id]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let st = state(&lab);
+    assert_eq!(st["status"], "created");
+    let pid = st["pid"].as_u64().unwrap() as u32;
+    assert_eq!(
+        std::fs::read_to_string(&pid_file).unwrap().trim(),
+        pid.to_string(),
+        "the pid file has the host pid"
+    );
+    // The host pid is the init's: in the sandbox's pid namespace, numbered there too.
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/ns/pid"))
+            .unwrap()
+            .to_string_lossy(),
+        sandbox.ns_link("pid")
+    );
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let nspid: Vec<String> = status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .unwrap()
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    assert_eq!(nspid.len(), 2, "{status}");
+    assert_eq!(nspid[0], pid.to_string(), "{status}");
+    // And it is what was put in the container's cgroup (v1 by the init itself, v2 through
+    // cgroup.procs with that pid: the helper's clone is never born in it).
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    for hierarchy in ["pids", ""] {
+        let line = cgroups
+            .lines()
+            .find(|l| l.split(':').nth(1) == Some(hierarchy))
+            .unwrap_or_else(|| panic!("no {hierarchy:?} line: {cgroups}"));
+        assert!(line.ends_with(&format!(":/berth/{id}")), "{cgroups}");
+    }
+
+    let out = lab.berth(&["start", &id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report_path = b.join("rootfs/tmp/report");
+    wait_for("the container's report", || {
+        std::fs::read_to_string(&report_path).is_ok_and(|r| r.ends_with("done\n"))
+    });
+    let report = std::fs::read_to_string(&report_path).unwrap();
+    let body = report.strip_suffix("done\n").unwrap();
+    check_report(body, &sandbox, "berth-run create/start");
+    // The init's own $$ is its number in the sandbox's namespace.
+    assert!(
+        body.ends_with(&format!("pid={}\n", nspid[1])),
+        "{report} vs {status}"
+    );
+    assert_eq!(state(&lab)["status"], "running");
+
+    // exec joins every namespace of the init: the sandbox's pid and user ones included.
+    let out = lab.berth(&["exec", &id, "sh", "-c", REPORT]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    check_report(&text(&out.stdout), &sandbox, "berth-run exec");
+
+    let out = lab.berth(&["kill", &id, "TERM"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    wait_for("the init to die of SIGTERM", || {
+        state(&lab)["status"] == "stopped"
+    });
+    // The signal reached the host pid: dead (a zombie until the host's init reaps it).
+    assert!(!alive(pid), "the host pid {pid} was the init");
+    let out = lab.berth(&["delete", &id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!lab.dir.path().join("state").join(&id).exists());
+    assert!(!Path::new("/sys/fs/cgroup/pids/berth").join(&id).exists());
+    assert_eq!(
+        sandbox.members(),
+        [sandbox.pid1],
+        "nothing of the container is left"
+    );
+}
+
+#[test]
+fn joined_user_and_pid_namespaces_differential_with_runc() {
+    let lab = Lab::new();
+    let sandbox = Sandbox::new("0 200000 65536\n");
+    let maps = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+    let id = unique("userpid-diff");
+    // One bundle for both: runc 1.1 requires the mappings, berth-run checks they are the
+    // joined namespace's.
+    let b = lab.bundle(&id, &["sh", "-c", REPORT], |c| {
+        second_container(c, &sandbox, Some(&maps))
+    });
+    let ours = lab.berth_run(&id, &b);
+    assert!(ours.status.success(), "{}", text(&ours.stderr));
+    let runc_id = format!("{id}-runc");
+    let theirs = lab.runc_run(&runc_id, &b);
+    assert!(theirs.status.success(), "runc: {}", text(&theirs.stderr));
+    let (ours, theirs) = (text(&ours.stdout), text(&theirs.stdout));
+    check_report(&ours, &sandbox, "berth-run");
+    check_report(&theirs, &sandbox, "runc");
+    // Field by field, but the ipc namespace (each makes its own) and the pid (each gets the
+    // next free number in the sandbox's namespace).
+    let fields = |s: &str| -> Vec<String> {
+        let l: Vec<&str> = s.lines().collect();
+        vec![
+            l[0].split_whitespace().collect::<Vec<_>>().join(" "),
+            l[1].into(),
+            l[2].into(),
+            l[3].into(),
+        ]
+    };
+    assert_eq!(fields(&ours), fields(&theirs));
+    assert_eq!(
+        sandbox.members(),
+        [sandbox.pid1],
+        "nothing of either is left"
+    );
+}
+
+#[test]
+fn joined_user_and_pid_namespace_errors_are_one_line_and_leave_nothing() {
+    let lab = Lab::new();
+    let sandbox = Sandbox::new("0 200000 65536\n");
+    let other = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    let net = sandbox.ns("net");
+    let hosts = Sandbox::pid_only();
+    let hosts_pid = hosts.ns("pid");
+    for (tag, code, needle, edit) in [
+        (
+            "notpid",
+            2,
+            format!("pid path {net} is not a pid namespace"),
+            Box::new(|c: &mut Value| {
+                c["linux"]["namespaces"][1]["path"] = json!(net);
+            }) as Box<dyn Fn(&mut Value)>,
+        ),
+        (
+            "owner",
+            2,
+            format!(
+                "the pid namespace {hosts_pid} does not belong to the user namespace {}",
+                sandbox.ns("user")
+            ),
+            Box::new(|c: &mut Value| {
+                c["linux"]["namespaces"][1]["path"] = json!(hosts_pid);
+            }),
+        ),
+        (
+            "missing",
+            3,
+            "no-such-ns".to_string(),
+            Box::new(|c: &mut Value| {
+                c["linux"]["namespaces"][1]["path"] = json!("/proc/no-such-ns/ns/pid");
+            }),
+        ),
+        (
+            "maps",
+            2,
+            "linux.uidMappings [0 100000 65536] differ from the joined user namespace's [0 200000 65536]"
+                .to_string(),
+            Box::new(|c: &mut Value| {
+                c["linux"]["uidMappings"] = other.clone();
+                c["linux"]["gidMappings"] = other.clone();
+            }),
+        ),
+    ] {
+        let id = unique(tag);
+        let b = lab.bundle(&id, &["true"], |c| {
+            second_container(c, &sandbox, None);
+            edit(c);
+        });
+        let out = lab.berth(&["create", "--bundle", b.to_str().unwrap(), &id]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{tag}: {err}");
+        assert!(err.contains(&needle), "{tag}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{tag}: {err}");
+        assert!(!lab.dir.path().join("state").join(&id).exists(), "{tag}");
+        assert!(
+            !Path::new("/sys/fs/cgroup/pids/berth").join(&id).exists(),
+            "{tag}"
+        );
+        assert_eq!(sandbox.members(), [sandbox.pid1], "{tag}: nothing is left");
+        assert_eq!(hosts.members(), [hosts.pid1], "{tag}: nothing is left");
+    }
+}
+
+// Regression: berth-run joined the pid namespace for its next child, the init, and stayed
+// there, so its hooks (createRuntime, poststop…) were born in the container's pid namespace.
+#[test]
+fn hooks_of_a_container_joining_a_pid_namespace_run_in_berth_runs_own() {
+    let lab = Lab::new();
+    let sandbox = Sandbox::pid_only();
+    let id = unique("pidjoin-hooks");
+    let out_file = lab.path().join("hook-pidns");
+    let hook = lab.path().join("hook.sh");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\nreadlink /proc/self/ns/pid >> {}\n",
+            out_file.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let b = lab.bundle(&id, &["sh", "-c", "readlink /proc/self/ns/pid"], |c| {
+        c["linux"]["namespaces"][0] = json!({"type": "pid", "path": sandbox.ns("pid")});
+        c["hooks"] = json!({
+            "createRuntime": [{"path": hook}],
+            "poststop": [{"path": hook}]
+        });
+    });
+    let out = lab.berth_run(&id, &b);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout).trim(),
+        sandbox.ns_link("pid"),
+        "the init joined it"
+    );
+    let ours = std::fs::read_link("/proc/self/ns/pid").unwrap();
+    let hooks = std::fs::read_to_string(&out_file).unwrap();
+    let seen: Vec<&str> = hooks.lines().collect();
+    assert_eq!(
+        seen,
+        [ours.to_string_lossy().as_ref(); 2],
+        "both hooks in our pid namespace"
+    );
+    assert_eq!(
+        sandbox.members(),
+        [sandbox.pid1],
+        "nothing of the container is left"
+    );
+}
+
+#[test]
+fn a_joined_time_namespace_is_entered_with_the_joined_user_and_pid_ones() {
+    let lab = Lab::new();
+    // The sandbox's clocks: boottime ten days ahead of the host's.
+    let sandbox = Sandbox::spawn(
+        &[
+            "--user",
+            "--pid",
+            "--time",
+            "--boottime",
+            &(10 * DAY).to_string(),
+        ],
+        Some("0 200000 65536\n"),
+    );
+    let id = unique("userpidtime");
+    let b = lab.bundle(
+        &id,
+        &[
+            "sh",
+            "-c",
+            "readlink /proc/self/ns/time; cat /proc/uptime; echo pid=$$",
+        ],
+        |c| {
+            second_container(c, &sandbox, None);
+            c["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"type": "time", "path": sandbox.ns("time")}));
+        },
+    );
+    let before = host_uptime();
+    let out = lab.berth_run(&id, &b);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert_eq!(lines[0], sandbox.ns_link("time"), "{stdout}");
+    let uptime: f64 = lines[1].split_whitespace().next().unwrap().parse().unwrap();
+    assert!(uptime >= before + (10 * DAY) as f64 - 0.01, "{stdout}");
+    assert_ne!(
+        lines[2], "pid=1",
+        "in the sandbox's pid namespace: {stdout}"
+    );
+    assert_eq!(
+        sandbox.members(),
+        [sandbox.pid1],
+        "nothing of the container is left"
+    );
 }

@@ -9,161 +9,53 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
 
-static SEQ: AtomicU32 = AtomicU32::new(0);
+use crate::lab::{read_config, stderr, wait_up_to, write_config, Bundle, Lab, Rt};
 
 fn unique(tag: &str) -> String {
-    format!(
-        "e2e-u-{tag}-{}-{}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::SeqCst)
-    )
+    crate::lab::unique_with("e2e-u", tag)
 }
 
-struct Lab {
-    dir: tempfile::TempDir,
-    berth_ids: Vec<String>,
-    runc_ids: Vec<String>,
-    children: Vec<Child>,
-}
-
-impl Lab {
-    fn new() -> Lab {
-        assert!(
-            rustix::process::geteuid().is_root(),
-            "berth-run end-to-end tests need root"
-        );
-        Lab {
-            dir: tempfile::tempdir().unwrap(),
-            berth_ids: Vec::new(),
-            runc_ids: Vec::new(),
-            children: Vec::new(),
-        }
-    }
-
-    /// Output through files: a created container inherits stdout and stderr, and a pipe
-    /// would stay open after the runtime exits.
-    fn exec(&self, cmd: &mut Command, stdin: Option<&[u8]>) -> Output {
-        let n = SEQ.fetch_add(1, Ordering::SeqCst);
-        let (i, o, e) = (
-            self.dir.path().join(format!("in-{n}")),
-            self.dir.path().join(format!("out-{n}")),
-            self.dir.path().join(format!("err-{n}")),
-        );
-        std::fs::write(&i, stdin.unwrap_or_default()).unwrap();
-        let status = cmd
-            .stdin(std::fs::File::open(&i).unwrap())
-            .stdout(std::fs::File::create(&o).unwrap())
-            .stderr(std::fs::File::create(&e).unwrap())
-            .status()
-            .unwrap();
-        Output {
-            status,
-            stdout: std::fs::read(&o).unwrap(),
-            stderr: std::fs::read(&e).unwrap(),
-        }
-    }
-
-    fn berth_cmd(&self) -> Command {
-        let mut c = Command::new(berth_testkit::bin_path("berth-run"));
-        c.arg("--root").arg(self.dir.path().join("berth-state"));
-        c
-    }
-
-    fn berth(&self, args: &[&str]) -> Output {
-        self.exec(self.berth_cmd().args(args), None)
-    }
-
-    fn berth_stdin(&self, args: &[&str], stdin: &[u8]) -> Output {
-        self.exec(self.berth_cmd().args(args), Some(stdin))
-    }
-
-    fn runc(&self, args: &[&str]) -> Output {
-        self.exec(
-            Command::new("runc")
-                .arg("--root")
-                .arg(self.dir.path().join("runc-state"))
-                .args(args),
-            None,
-        )
-    }
-
+/// This module's use of the lab: containers from `runc spec`'s config with resources.
+trait UpdateLab {
     /// A busybox bundle from `runc spec` with `args`, `resources`, no terminal and the
     /// cgroupsPath /berth/<id>.
+    fn bundle(&self, id: &str, args: Value, resources: Value) -> PathBuf;
+    /// `run --detach` of a new container under berth-run (`runc` false) or runc.
+    fn start(&self, runc: bool, tag: &str, args: Value, resources: Value) -> String;
+}
+
+impl UpdateLab for Lab {
     fn bundle(&self, id: &str, args: Value, resources: Value) -> PathBuf {
-        let b = self.dir.path().join(format!("bundle-{id}"));
-        let bin = b.join("rootfs/bin");
-        std::fs::create_dir_all(&bin).unwrap();
-        std::fs::copy("/bin/busybox", bin.join("busybox"))
-            .expect("busybox-static is installed (scripts/setup)");
-        for c in ["sh", "sleep", "head", "tr", "cat", "true"] {
-            std::os::unix::fs::symlink("busybox", bin.join(c)).unwrap();
-        }
-        for d in ["proc", "sys", "dev", "tmp"] {
-            std::fs::create_dir_all(b.join("rootfs").join(d)).unwrap();
-        }
-        let out = self.exec(Command::new("runc").arg("spec").current_dir(&b), None);
+        let b = Bundle::new(self.path().join(format!("bundle-{id}")))
+            .applets(&["sh", "sleep", "head", "tr", "cat", "true"])
+            .dirs(&["proc", "sys", "dev", "tmp"])
+            .rootfs();
+        let out = self.output(Command::new("runc").arg("spec").current_dir(&b));
         assert!(out.status.success(), "runc spec: {}", stderr(&out));
-        let path = b.join("config.json");
-        let mut config: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let mut config = read_config(&b);
         config["process"]["terminal"] = json!(false);
         config["process"]["args"] = args;
         config["linux"]["cgroupsPath"] = json!(format!("/berth/{id}"));
         config["linux"]["resources"] = resources;
-        std::fs::write(&path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+        write_config(&b, &config);
         b
     }
 
-    /// `run --detach` of a new container under berth-run (`runc` false) or runc.
-    fn start(&mut self, runc: bool, tag: &str, args: Value, resources: Value) -> String {
+    fn start(&self, runc: bool, tag: &str, args: Value, resources: Value) -> String {
         let id = unique(tag);
         let b = self.bundle(&id, args, resources);
-        let b = b.to_str().unwrap();
-        let out = if runc {
-            self.runc_ids.push(id.clone());
-            self.runc(&["run", "--detach", "--bundle", b, &id])
-        } else {
-            self.berth_ids.push(id.clone());
-            self.berth(&["run", "--detach", "--bundle", b, &id])
-        };
+        let rt = if runc { Rt::Runc } else { Rt::Berth };
+        let out = self.call(
+            rt,
+            &["run", "--detach", "--bundle", b.to_str().unwrap(), &id],
+        );
         assert!(out.status.success(), "run {id}: {}", stderr(&out));
         id
     }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for id in &self.berth_ids {
-            let _ = self.berth(&["delete", "--force", id]);
-        }
-        for id in &self.runc_ids {
-            let _ = self.runc(&["delete", "--force", id]);
-        }
-        for id in self.berth_ids.iter().chain(&self.runc_ids) {
-            for dir in cgroup_dirs(id) {
-                let _ = std::fs::remove_dir(dir);
-            }
-        }
-    }
-}
-
-fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
-        .unwrap()
-        .flatten()
-        .map(|e| e.path().join("berth").join(id))
-        .collect();
-    out.push(Path::new("/sys/fs/cgroup/berth").join(id));
-    out
 }
 
 fn pure_v2() -> bool {
@@ -196,18 +88,6 @@ const UPDATED: &[(&str, &str)] = &[
     ("pids/pids.max", "pids.max"),
 ];
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn cpus_other_than_zero() -> &'static str {
     if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
         "1"
@@ -218,7 +98,7 @@ fn cpus_other_than_zero() -> &'static str {
 
 #[test]
 fn update_flags_write_the_same_cgroup_values_as_runc() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let args = json!(["sleep", "1000"]);
     let res = json!({"memory": {"limit": 67108864}, "pids": {"limit": 50}});
     let b = lab.start(false, "flags-b", args.clone(), res.clone());
@@ -275,9 +155,9 @@ fn update_flags_write_the_same_cgroup_values_as_runc() {
 
 #[test]
 fn created_and_paused_containers_take_updates_and_the_record_follows() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let id = unique("states");
-    lab.berth_ids.push(id.clone());
+    lab.track(Rt::Berth, &id);
     let b = lab.bundle(
         &id,
         json!(["sleep", "1000"]),
@@ -312,14 +192,7 @@ fn created_and_paused_containers_take_updates_and_the_record_follows() {
     // The record is what the next update starts from: memory+swap is checked against the
     // recorded 48m limit (not the 64m of config.json) and refused below it.
     let recorded: Value = serde_json::from_slice(
-        &std::fs::read(
-            lab.dir
-                .path()
-                .join("berth-state")
-                .join(&id)
-                .join("resources.json"),
-        )
-        .unwrap(),
+        &std::fs::read(lab.state_root().join(&id).join("resources.json")).unwrap(),
     )
     .unwrap();
     assert_eq!(recorded["memory"]["limit"], 50331648);
@@ -334,7 +207,7 @@ fn created_and_paused_containers_take_updates_and_the_record_follows() {
 
     // A stopped container has nothing to update.
     assert!(lab.berth(&["kill", &id, "KILL"]).status.success());
-    wait_until("the container to stop", 10, || {
+    wait_up_to("the container to stop", 10, || {
         let out = lab.berth(&["state", &id]);
         serde_json::from_slice::<Value>(&out.stdout).is_ok_and(|v| v["status"] == "stopped")
     });
@@ -345,7 +218,7 @@ fn created_and_paused_containers_take_updates_and_the_record_follows() {
 
 #[test]
 fn bad_update_values_are_one_line_exit_2_and_change_nothing() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let id = lab.start(
         false,
         "bad",
@@ -414,7 +287,7 @@ fn leaf_paths(v: &Value, prefix: &str, out: &mut BTreeSet<String>) {
 
 #[test]
 fn events_stats_has_runcs_keys_and_the_cgroups_values() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let args = json!(["sleep", "1000"]);
     let res = json!({"memory": {"limit": 67108864}, "pids": {"limit": 50}});
     let b = lab.start(false, "stats-b", args.clone(), res.clone());
@@ -486,7 +359,7 @@ fn events_stats_has_runcs_keys_and_the_cgroups_values() {
 
     // A stopped container has no stats, as runc says.
     assert!(lab.berth(&["kill", &b, "KILL"]).status.success());
-    wait_until("the container to stop", 10, || {
+    wait_up_to("the container to stop", 10, || {
         let out = lab.berth(&["state", &b]);
         serde_json::from_slice::<Value>(&out.stdout).is_ok_and(|v| v["status"] == "stopped")
     });
@@ -511,7 +384,7 @@ fn events_stream_reports_stats_and_an_oom_kill_and_ends_with_the_container() {
     );
     let out_path = lab.dir.path().join("events.out");
     let child = lab
-        .berth_cmd()
+        .cmd(Rt::Berth)
         .args(["events", "--interval", "200ms", &id])
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&out_path).unwrap())
@@ -527,11 +400,11 @@ fn events_stream_reports_stats_and_an_oom_kill_and_ends_with_the_container() {
             .collect()
     };
     // The first stats line means the OOM watch is in place.
-    wait_until("a stats event", 10, || {
+    wait_up_to("a stats event", 10, || {
         lines(&out_path).iter().any(|e| e["type"] == "stats")
     });
     std::fs::write(lab.dir.path().join(format!("bundle-{id}/rootfs/go")), "").unwrap();
-    wait_until("an oom event", 20, || {
+    wait_up_to("an oom event", 20, || {
         lines(&out_path).iter().any(|e| e["type"] == "oom")
     });
     let oom = lines(&out_path)
@@ -543,7 +416,7 @@ fn events_stream_reports_stats_and_an_oom_kill_and_ends_with_the_container() {
     assert!(lab.berth(&["kill", &id, "KILL"]).status.success());
     let child = lab.children.last_mut().unwrap();
     let mut status = None;
-    wait_until("events to end with the container", 10, || {
+    wait_up_to("events to end with the container", 10, || {
         status = child.try_wait().unwrap();
         status.is_some()
     });

@@ -6,144 +6,37 @@
 //! `Lab` guard force-deletes its containers (both runtimes) and removes the cgroups on drop.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::process::{Command, Output};
 
 use serde_json::{json, Value};
 
-static SEQ: AtomicU32 = AtomicU32::new(0);
+use crate::lab::{cgroup_dirs, read_config, stderr, wait_until, write_config, Bundle, Lab, Rt};
 
 fn unique(tag: &str) -> String {
-    format!(
-        "e2e-v-{tag}-{}-{}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::SeqCst)
-    )
+    crate::lab::unique_with("e2e-v", tag)
 }
 
-struct Lab {
-    dir: tempfile::TempDir,
-    berth_ids: Vec<String>,
-    runc_ids: Vec<String>,
-}
-
-impl Lab {
-    fn new() -> Lab {
-        assert!(
-            rustix::process::geteuid().is_root(),
-            "berth-run end-to-end tests need root"
-        );
-        Lab {
-            dir: tempfile::tempdir().unwrap(),
-            berth_ids: Vec::new(),
-            runc_ids: Vec::new(),
-        }
-    }
-
-    /// Output with stdout/stderr in files: a created container inherits them, and a pipe
-    /// would stay open after the runtime exits.
-    fn exec(&self, cmd: &mut Command) -> Output {
-        let n = SEQ.fetch_add(1, Ordering::SeqCst);
-        let (o, e) = (
-            self.dir.path().join(format!("out-{n}")),
-            self.dir.path().join(format!("err-{n}")),
-        );
-        let status = cmd
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&o).unwrap())
-            .stderr(std::fs::File::create(&e).unwrap())
-            .status()
-            .unwrap();
-        Output {
-            status,
-            stdout: std::fs::read(&o).unwrap(),
-            stderr: std::fs::read(&e).unwrap(),
-        }
-    }
-
-    fn berth(&self, args: &[&str]) -> Output {
-        self.exec(
-            Command::new(berth_testkit::bin_path("berth-run"))
-                .arg("--root")
-                .arg(self.dir.path().join("berth-state"))
-                .args(args),
-        )
-    }
-
-    fn runc(&self, args: &[&str]) -> Output {
-        self.exec(
-            Command::new("runc")
-                .arg("--root")
-                .arg(self.dir.path().join("runc-state"))
-                .args(args),
-        )
-    }
-
+/// This module's use of the lab: bundles with the config `berth-run spec` writes.
+trait VerbsLab {
     /// A busybox rootfs and the config `berth-run spec` wrote, with `args`, no terminal and
     /// a cgroupsPath under /berth (both runtimes would otherwise nest under our own cgroup).
+    fn bundle(&self, name: &str, cgroup: &str, args: Value) -> PathBuf;
+}
+
+impl VerbsLab for Lab {
     fn bundle(&self, name: &str, cgroup: &str, args: Value) -> PathBuf {
-        let b = self.dir.path().join(name);
-        let bin = b.join("rootfs/bin");
-        std::fs::create_dir_all(&bin).unwrap();
-        std::fs::copy("/bin/busybox", bin.join("busybox"))
-            .expect("busybox-static is installed (scripts/setup)");
-        for c in ["sh", "echo", "sleep", "true", "hostname"] {
-            std::os::unix::fs::symlink("busybox", bin.join(c)).unwrap();
-        }
-        for d in ["proc", "sys", "dev"] {
-            std::fs::create_dir_all(b.join("rootfs").join(d)).unwrap();
-        }
+        let b = Bundle::new(self.path().join(name))
+            .applets(&["sh", "echo", "sleep", "true", "hostname"])
+            .dirs(&["proc", "sys", "dev"])
+            .rootfs();
         let out = self.berth(&["spec", "--bundle", b.to_str().unwrap()]);
         assert!(out.status.success(), "spec: {}", stderr(&out));
-        let path = b.join("config.json");
-        let mut config: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let mut config = read_config(&b);
         config["process"]["terminal"] = json!(false);
         config["process"]["args"] = args;
         config["linux"]["cgroupsPath"] = json!(cgroup);
-        std::fs::write(&path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+        write_config(&b, &config);
         b
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for id in &self.berth_ids {
-            let _ = self.berth(&["delete", "--force", id]);
-        }
-        for id in &self.runc_ids {
-            let _ = self.runc(&["delete", "--force", id]);
-        }
-        for id in self.berth_ids.iter().chain(&self.runc_ids) {
-            for dir in cgroup_dirs(&format!("/berth/{id}")) {
-                let _ = std::fs::remove_dir(dir);
-            }
-        }
-    }
-}
-
-fn cgroup_dirs(cg: &str) -> Vec<PathBuf> {
-    let rel = cg.trim_start_matches('/');
-    let mut out: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
-        .unwrap()
-        .flatten()
-        .map(|e| e.path().join(rel))
-        .collect();
-    out.push(Path::new("/sys/fs/cgroup").join(rel));
-    out
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !f() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
 
@@ -155,10 +48,10 @@ fn json_of(o: &Output) -> Value {
 
 #[test]
 fn spec_default_config_runs_under_berth_run_and_runc() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let (berth_id, runc_id) = (unique("spec-b"), unique("spec-r"));
-    lab.berth_ids.push(berth_id.clone());
-    lab.runc_ids.push(runc_id.clone());
+    lab.track(Rt::Berth, &berth_id);
+    lab.track(Rt::Runc, &runc_id);
     let args = json!(["sh", "-c", "echo hello from $(hostname)"]);
     let b1 = lab.bundle("b1", &format!("/berth/{berth_id}"), args.clone());
     let b2 = lab.bundle("b2", &format!("/berth/{runc_id}"), args);
@@ -166,7 +59,7 @@ fn spec_default_config_runs_under_berth_run_and_runc() {
     // runc's own default differs from ours in nothing.
     let rdir = lab.dir.path().join("runc-spec");
     std::fs::create_dir(&rdir).unwrap();
-    let out = lab.exec(Command::new("runc").args(["spec", "--bundle"]).arg(&rdir));
+    let out = lab.output(Command::new("runc").args(["spec", "--bundle"]).arg(&rdir));
     assert!(out.status.success(), "{}", stderr(&out));
     let ours = lab.dir.path().join("ours");
     std::fs::create_dir(&ours).unwrap();
@@ -189,10 +82,10 @@ fn spec_default_config_runs_under_berth_run_and_runc() {
 
 #[test]
 fn list_and_ps_show_a_container_as_runc_shows_its_own() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let (berth_id, runc_id) = (unique("ls-b"), unique("ls-r"));
-    lab.berth_ids.push(berth_id.clone());
-    lab.runc_ids.push(runc_id.clone());
+    lab.track(Rt::Berth, &berth_id);
+    lab.track(Rt::Runc, &runc_id);
     let args = json!(["sh", "-c", "sleep 1000 & exec sleep 1001"]);
     let b1 = lab.bundle("b1", &format!("/berth/{berth_id}"), args.clone());
     let b2 = lab.bundle("b2", &format!("/berth/{runc_id}"), args);
@@ -356,9 +249,9 @@ fn frozen_on_host(cg: &str) -> bool {
 
 #[test]
 fn pause_resume_and_force_delete_of_a_paused_container() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let id = unique("pause");
-    lab.berth_ids.push(id.clone());
+    lab.track(Rt::Berth, &id);
     let cg = format!("/berth/{id}");
     let b = lab.bundle("b", &cg, json!(["sleep", "1000"]));
     let out = lab.berth(&["run", "--detach", "--bundle", b.to_str().unwrap(), &id]);
@@ -426,9 +319,9 @@ fn pause_resume_and_force_delete_of_a_paused_container() {
 
 #[test]
 fn kill_of_a_paused_container_with_sigkill_ends_it() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let id = unique("pkill");
-    lab.berth_ids.push(id.clone());
+    lab.track(Rt::Berth, &id);
     let cg = format!("/berth/{id}");
     let b = lab.bundle("b", &cg, json!(["sleep", "1000"]));
     let out = lab.berth(&["run", "--detach", "--bundle", b.to_str().unwrap(), &id]);
@@ -451,10 +344,10 @@ fn kill_of_a_paused_container_with_sigkill_ends_it() {
 /// same refusals (exit 1, runc's words) as berth-run's.
 #[test]
 fn pause_and_resume_match_runc() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let (berth_id, runc_id) = (unique("pdiff-b"), unique("pdiff-r"));
-    lab.berth_ids.push(berth_id.clone());
-    lab.runc_ids.push(runc_id.clone());
+    lab.track(Rt::Berth, &berth_id);
+    lab.track(Rt::Runc, &runc_id);
     let args = json!(["sleep", "1000"]);
     let b1 = lab.bundle("b1", &format!("/berth/{berth_id}"), args.clone());
     let b2 = lab.bundle("b2", &format!("/berth/{runc_id}"), args);

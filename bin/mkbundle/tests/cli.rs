@@ -178,3 +178,21 @@ fn an_existing_bundle_is_not_overwritten() {
         "{}"
     );
 }
+
+#[test]
+fn remove_refuses_a_symlink_to_a_bundle_and_keeps_its_target() {
+    // --remove never follows a symlink: not at DIR itself, not inside (tests/e2e).
+    let tmp = tempfile::tempdir().unwrap();
+    let target = tmp.path().join("target");
+    std::fs::create_dir_all(target.join("rootfs")).unwrap();
+    std::fs::write(target.join("config.json"), "{}").unwrap();
+    let link = tmp.path().join("link");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    assert_error(
+        &mkbundle(&["--remove", link.to_str().unwrap()]),
+        2,
+        "not a berth bundle",
+    );
+    assert!(target.join("config.json").is_file());
+    assert!(link.symlink_metadata().is_ok());
+}

@@ -9,7 +9,7 @@ use std::error::Error as StdError;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use berth_cli::{HasKind, Kind, LogFormat};
+use berth_cli::{kind_of, Kind, LogArgs};
 use clap::Parser;
 
 /// Pull images from OCI registries into berth's content store and print their pinned
@@ -83,13 +83,8 @@ struct Cli {
     #[arg(long)]
     gc: bool,
 
-    /// Log filter for stderr (error, warn, info, debug, trace; RUST_LOG wins).
-    #[arg(long, value_name = "LEVEL", default_value = "warn")]
-    log_level: String,
-
-    /// Log format on stderr.
-    #[arg(long, value_name = "FORMAT", default_value = "text")]
-    log_format: LogFormat,
+    #[command(flatten)]
+    log: LogArgs,
 }
 
 fn main() -> ExitCode {
@@ -97,22 +92,18 @@ fn main() -> ExitCode {
 }
 
 fn classify(e: &(dyn StdError + 'static)) -> Option<Kind> {
-    if let Some(e) = e.downcast_ref::<berth_registry::Error>() {
-        return Some(e.kind());
-    }
-    if let Some(e) = e.downcast_ref::<berth_content::Error>() {
-        return Some(e.kind());
-    }
-    e.downcast_ref::<berth_reference::Error>().map(|e| e.kind())
+    kind_of::<berth_registry::Error>(e)
+        .or_else(|| kind_of::<berth_content::Error>(e))
+        .or_else(|| kind_of::<berth_reference::Error>(e))
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let level = if cli.quiet {
         "error"
     } else {
-        cli.log_level.as_str()
+        cli.log.level.as_str()
     };
-    berth_cli::init_logging(level, cli.log_format);
+    berth_cli::init_logging(level, cli.log.format);
     let operands = berth_cli::operands(&cli.images)?;
     if cli.list {
         if !operands.is_empty() {

@@ -34,8 +34,9 @@ struct Cli {
     #[arg(long, global = true)]
     debug: bool,
 
-    /// Manage cgroups through systemd (cgroupsPath `slice:prefix:name`), as runc does; needs
-    /// systemd as PID 1 (create, run and restore fail with exit 6 otherwise).
+    /// Make the container's cgroup a systemd scope (cgroupsPath `slice:prefix:name`), as runc
+    /// does; needs systemd as PID 1 and a pure cgroup v2 host (create and run fail with exit
+    /// 6 otherwise; restore is refused).
     #[arg(long, global = true)]
     systemd_cgroup: bool,
 
@@ -82,7 +83,7 @@ fn main() -> ExitCode {
         }
     }
     cli.command.set_criu(cli.criu.take());
-    let runtime = berth_runtime::Runtime::new(&cli.root);
+    let runtime = berth_runtime::Runtime::new(&cli.root).with_systemd_cgroup(cli.systemd_cgroup);
     // With --log, the final error goes to the log file too: engines read it back from there.
     let log_to_file = cli.log.is_some();
     berth_cli::main("berth-run", classify, || {
@@ -130,36 +131,15 @@ fn init_logging(cli: &Cli) -> std::io::Result<()> {
     Ok(())
 }
 
-/// `--systemd-cgroup` for the verbs that make a cgroup (create, run, restore): the bundle's
-/// cgroupsPath must be systemd's `slice:prefix:name` (exit 2), and PID 1 must be systemd
-/// (exit 6). Other verbs act on recorded state and ignore the flag, as runc's do.
+/// `--systemd-cgroup` for the verbs that make a cgroup, before anything is made: the bundle's
+/// cgroupsPath must be systemd's `slice:prefix:name` (exit 2), PID 1 must be systemd on a pure
+/// cgroup v2 host (exit 6; `run` too says 6, not 125), and `restore` is refused (6). `create`
+/// and `run` then hand the flag to the runtime. Other verbs act on the recorded state (the
+/// scope is in it) and ignore the flag, as runc's do.
 fn systemd_cgroup_check(matches: &clap::ArgMatches) -> Result<(), (u8, String)> {
-    let Some(("create" | "run" | "restore", sub)) = matches.subcommand() else {
+    let Some((verb @ ("create" | "run" | "restore"), sub)) = matches.subcommand() else {
         return Ok(());
     };
-    let bundle = sub
-        .get_one::<PathBuf>("bundle")
-        .cloned()
-        .unwrap_or_else(|| PathBuf::from("."));
-    let id = sub.get_one::<String>("id").cloned().unwrap_or_default();
-    let config = bundle.join("config.json");
-    let cgroups_path = std::fs::read(&config)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| v["linux"]["cgroupsPath"].as_str().map(str::to_string));
-    systemd::parse(cgroups_path.as_deref(), &id).map_err(|why| {
-        (
-            berth_cli::exit::USAGE,
-            format!("{}: {why}", config.display()),
-        )
-    })?;
-    if let Some(why) = systemd::host_problem(std::path::Path::new(systemd::SYSTEMD_RUN_DIR)) {
-        return Err((berth_cli::exit::UNSUPPORTED, why));
-    }
-    Err((
-        berth_cli::exit::UNSUPPORTED,
-        "--systemd-cgroup: creating the scope through systemd's D-Bus API is not implemented \
-         yet (see bin/run/README.md); run without --systemd-cgroup"
-            .into(),
-    ))
+    let (bundle, id) = systemd::bundle_and_id(sub);
+    systemd::check(&bundle, &id, verb == "restore")
 }

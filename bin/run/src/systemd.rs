@@ -1,110 +1,51 @@
-//! `--systemd-cgroup`: runc's systemd cgroup driver. The spec's `cgroupsPath` is then
-//! `slice:prefix:name` (runc's default `system.slice:runc:<id>` when empty), the container's
-//! cgroup is the transient scope `<prefix>-<name>.scope` in that slice, and systemd (PID 1)
-//! creates it. On a host whose PID 1 is not systemd there is nobody to ask: the verbs that
-//! make a cgroup (create, run, restore) fail with one line saying so (exit 6). Creating the
-//! scope over D-Bus is not implemented yet (see bin/run/README.md); other verbs ignore the
-//! flag, as they act on the state berth-run recorded.
+//! `--systemd-cgroup` at the front: the flag is per call, as in runc. `create` and `run` pass
+//! it to the runtime (berth_runtime::systemd_cgroup makes the scope through systemd and
+//! records it in the state, so later verbs act on it without the flag) after the checks
+//! here. `restore` cannot yet put criu's restored tree in a scope: it is refused with one
+//! line (exit 6).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// The directory whose existence says PID 1 is systemd (`sd_booted()`).
-pub(crate) const SYSTEMD_RUN_DIR: &str = "/run/systemd/system";
+use berth_runtime::systemd_cgroup;
 
-/// A systemd cgroupsPath, parsed and expanded as runc does.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Scope {
-    /// The slice unit (`system.slice`, `machine-web.slice`).
-    pub(crate) slice: String,
-    /// The unit systemd would create: `<prefix>-<name>.scope`, or `<name>` when it is a slice.
-    pub(crate) unit: String,
-    /// The cgroup path in the hierarchy: the slice expanded (`a-b.slice` is
-    /// `/a.slice/a-b.slice`), then the unit.
-    pub(crate) cgroup: String,
-}
-
-/// Parses `slice:prefix:name` (or the default for an empty path).
-pub(crate) fn parse(cgroups_path: Option<&str>, id: &str) -> Result<Scope, String> {
-    let raw = match cgroups_path {
-        None | Some("") => format!("system.slice:runc:{id}"),
-        Some(p) => p.to_string(),
-    };
-    let parts: Vec<&str> = raw.split(':').collect();
-    let [slice, prefix, name] = parts[..] else {
-        return Err(format!(
-            "linux.cgroupsPath {raw:?}: with --systemd-cgroup it must be \"slice:prefix:name\""
-        ));
-    };
-    if name.is_empty() {
-        return Err(format!(
-            "linux.cgroupsPath {raw:?}: the name (after the second ':') is empty"
-        ));
+/// A malformed cgroupsPath is a usage error (2); a host without systemd or without a pure v2
+/// hierarchy, or a restore, is unsupported (6).
+pub(crate) fn check(bundle: &Path, id: &str, restore: bool) -> Result<(), (u8, String)> {
+    let config = bundle.join("config.json");
+    let cgroups_path = std::fs::read(&config)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["linux"]["cgroupsPath"].as_str().map(str::to_string));
+    systemd_cgroup::parse(cgroups_path.as_deref(), id).map_err(|why| {
+        (
+            berth_cli::exit::USAGE,
+            format!("{}: {why}", config.display()),
+        )
+    })?;
+    let v2 = berth_cgroup::Layout::detect().is_ok_and(|l| l.is_v2());
+    if let Some(why) = systemd_cgroup::host_problem(Path::new(systemd_cgroup::SYSTEMD_RUN_DIR), v2)
+    {
+        return Err((berth_cli::exit::UNSUPPORTED, why));
     }
-    for part in [slice, prefix, name] {
-        if part.contains('/') {
-            return Err(format!(
-                "linux.cgroupsPath {raw:?}: {part:?} contains '/', which systemd unit names cannot"
-            ));
-        }
+    if !restore {
+        return Ok(());
     }
-    let slice = if slice.is_empty() {
-        "system.slice".to_string()
-    } else {
-        slice.to_string()
-    };
-    let expanded =
-        expand_slice(&slice).map_err(|why| format!("linux.cgroupsPath {raw:?}: {why}"))?;
-    let unit = if name.ends_with(".slice") {
-        name.to_string()
-    } else if prefix.is_empty() {
-        format!("{name}.scope")
-    } else {
-        format!("{prefix}-{name}.scope")
-    };
-    Ok(Scope {
-        slice,
-        cgroup: format!("{expanded}/{unit}"),
-        unit,
-    })
-}
-
-/// `a-b-c.slice` → `/a.slice/a-b.slice/a-b-c.slice`; `-.slice` is the root.
-fn expand_slice(slice: &str) -> Result<String, String> {
-    let Some(stem) = slice.strip_suffix(".slice") else {
-        return Err(format!("{slice:?} is not a slice (it must end in .slice)"));
-    };
-    if stem == "-" {
-        return Ok(String::new());
-    }
-    if stem.is_empty() || stem.starts_with('-') || stem.ends_with('-') || stem.contains("--") {
-        return Err(format!("{slice:?} is not a valid slice name"));
-    }
-    let mut out = String::new();
-    let mut prefix = String::new();
-    for (i, part) in stem.split('-').enumerate() {
-        if i > 0 {
-            prefix.push('-');
-        }
-        prefix.push_str(part);
-        out.push('/');
-        out.push_str(&prefix);
-        out.push_str(".slice");
-    }
-    Ok(out)
-}
-
-/// Why this host cannot do `--systemd-cgroup`, or None when PID 1 is systemd.
-pub(crate) fn host_problem(run_dir: &Path) -> Option<String> {
-    if run_dir.is_dir() {
-        return None;
-    }
-    let init = std::fs::read_to_string("/proc/1/comm").unwrap_or_default();
-    Some(format!(
-        "--systemd-cgroup: PID 1 is not systemd ({} does not exist; PID 1 is {:?}), so no \
-         systemd can create the container's scope: run without --systemd-cgroup",
-        run_dir.display(),
-        init.trim()
+    Err((
+        berth_cli::exit::UNSUPPORTED,
+        "restore --systemd-cgroup: restoring into a systemd scope is not supported; restore \
+         without --systemd-cgroup"
+            .into(),
     ))
+}
+
+/// The bundle and id of a `create`, `run` or `restore` command line.
+pub(crate) fn bundle_and_id(sub: &clap::ArgMatches) -> (PathBuf, String) {
+    let bundle = sub
+        .get_one::<PathBuf>("bundle")
+        .cloned()
+        .unwrap_or_else(|| PathBuf::from("."));
+    let id = sub.get_one::<String>("id").cloned().unwrap_or_default();
+    (bundle, id)
 }
 
 #[cfg(test)]
@@ -112,42 +53,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn paths_parse_and_expand_like_runc() {
-        let s = parse(Some("machine-web.slice:crio:abc"), "x").unwrap();
-        assert_eq!(s.slice, "machine-web.slice");
-        assert_eq!(s.unit, "crio-abc.scope");
-        assert_eq!(s.cgroup, "/machine.slice/machine-web.slice/crio-abc.scope");
-        let d = parse(None, "c1").unwrap();
-        assert_eq!(d.cgroup, "/system.slice/runc-c1.scope");
-        let e = parse(Some(":prefix:n"), "x").unwrap();
-        assert_eq!(e.cgroup, "/system.slice/prefix-n.scope");
-        let n = parse(Some("user.slice::n"), "x").unwrap();
-        assert_eq!(n.unit, "n.scope");
-        let sub = parse(Some("-.slice::pods.slice"), "x").unwrap();
-        assert_eq!(sub.cgroup, "/pods.slice");
-    }
-
-    #[test]
-    fn malformed_paths_are_refused_with_the_reason() {
-        for (bad, why) in [
-            ("/berth/x", "slice:prefix:name"),
-            ("a:b", "slice:prefix:name"),
-            ("a.slice:b:c:d", "slice:prefix:name"),
-            ("system.slice:runc:", "name"),
-            ("system:runc:x", "must end in .slice"),
-            ("a--b.slice:p:x", "not a valid slice"),
-            ("system.slice:p:x/y", "contains '/'"),
-        ] {
-            let e = parse(Some(bad), "x").unwrap_err();
-            assert!(e.contains(why), "{bad}: {e}");
-        }
-    }
-
-    #[test]
-    fn a_host_without_systemd_is_named() {
+    fn restore_with_a_bad_path_is_a_usage_error() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(host_problem(dir.path()).is_none());
-        let why = host_problem(&dir.path().join("absent")).unwrap();
-        assert!(why.contains("PID 1 is not systemd"), "{why}");
+        std::fs::write(
+            dir.path().join("config.json"),
+            r#"{"linux":{"cgroupsPath":"/not/systemd"}}"#,
+        )
+        .unwrap();
+        let (code, why) = check(dir.path(), "c1", true).unwrap_err();
+        assert_eq!(code, berth_cli::exit::USAGE);
+        assert!(why.contains("slice:prefix:name"), "{why}");
+    }
+
+    #[test]
+    fn restore_into_a_scope_is_refused_as_unsupported() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.json"), "{}").unwrap();
+        let (code, why) = check(dir.path(), "c1", true).unwrap_err();
+        assert_eq!(code, berth_cli::exit::UNSUPPORTED);
+        assert!(why.contains("--systemd-cgroup"), "{why}");
     }
 }

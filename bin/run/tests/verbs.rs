@@ -155,7 +155,7 @@ fn features_is_the_runtime_spec_document() {
         .contains(&"user".into()));
     assert_eq!(linux["capabilities"][0], "CAP_CHOWN");
     assert_eq!(linux["cgroup"]["v2"], true);
-    assert_eq!(linux["cgroup"]["systemd"], false);
+    assert_eq!(linux["cgroup"]["systemd"], true);
     assert_eq!(linux["seccomp"]["enabled"], true);
     let actions = linux["seccomp"]["actions"].as_array().unwrap();
     assert!(actions.contains(&"SCMP_ACT_ERRNO".into()));
@@ -280,4 +280,29 @@ fn pause_and_resume_need_a_live_container() {
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("container not paused"), "{err}");
+}
+
+#[test]
+fn features_lists_every_namespace_hook_and_mount_option_runc_lists() {
+    let runc = Command::new("runc")
+        .arg("features")
+        .output()
+        .expect("runc is installed (scripts/setup)");
+    assert!(runc.status.success());
+    let runc: Value = serde_json::from_slice(&runc.stdout).unwrap();
+    let berth = json(&berth_run(&["features"]));
+    for path in [
+        "/hooks",
+        "/mountOptions",
+        "/linux/namespaces",
+        "/linux/seccomp/actions",
+    ] {
+        let ours = berth.pointer(path).unwrap().as_array().unwrap();
+        for name in runc.pointer(path).unwrap().as_array().unwrap() {
+            assert!(
+                ours.contains(name),
+                "{path}: runc lists {name}, berth-run does not"
+            );
+        }
+    }
 }

@@ -9,7 +9,7 @@ use std::error::Error as StdError;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use berth_cli::{HasKind, Kind, LogFormat};
+use berth_cli::{kind_of, Kind, LogArgs};
 use clap::Parser;
 
 /// Unpack images from berth's content store into overlay snapshots, one per layer chain,
@@ -74,13 +74,8 @@ struct Cli {
     #[arg(long, value_name = "BUNDLE-ID")]
     release: Option<String>,
 
-    /// Log filter (error, warn, info, debug, trace, or a RUST_LOG-style directive).
-    #[arg(long, value_name = "LEVEL", default_value = "warn")]
-    log_level: String,
-
-    /// Log format on stderr: text or json.
-    #[arg(long, value_name = "FORMAT", default_value = "text")]
-    log_format: LogFormat,
+    #[command(flatten)]
+    log: LogArgs,
 }
 
 fn main() -> ExitCode {
@@ -88,20 +83,13 @@ fn main() -> ExitCode {
 }
 
 fn classify(e: &(dyn StdError + 'static)) -> Option<Kind> {
-    if let Some(e) = e.downcast_ref::<berth_snapshot::Error>() {
-        return Some(e.kind());
-    }
-    if let Some(e) = e.downcast_ref::<berth_layer::Error>() {
-        return Some(e.kind());
-    }
-    if let Some(e) = e.downcast_ref::<berth_content::Error>() {
-        return Some(e.kind());
-    }
-    None
+    kind_of::<berth_snapshot::Error>(e)
+        .or_else(|| kind_of::<berth_layer::Error>(e))
+        .or_else(|| kind_of::<berth_content::Error>(e))
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    berth_cli::init_logging(&cli.log_level, cli.log_format);
+    berth_cli::init_logging(&cli.log.level, cli.log.format);
     let operands = berth_cli::operands(&cli.images)?;
     if cli.list {
         housekeeping::list(&cli)?;

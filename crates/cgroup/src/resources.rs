@@ -152,29 +152,7 @@ fn check_device_rule(rule: &DeviceRule) -> Result<()> {
 
 pub(crate) fn apply_v1(cg: &Cgroup, res: &Resources) -> Result<()> {
     if let Some(cpu) = &res.cpu {
-        let needs_cpu = cpu.shares.is_some()
-            || cpu.quota.is_some()
-            || cpu.period.is_some()
-            || cpu.realtime_runtime.is_some()
-            || cpu.realtime_period.is_some();
-        if needs_cpu {
-            let dir = cg.v1_dir("cpu", "cpu")?;
-            if let Some(v) = cpu.shares {
-                write(&dir.join("cpu.shares"), &v.to_string())?;
-            }
-            if let Some(v) = cpu.period {
-                write(&dir.join("cpu.cfs_period_us"), &v.to_string())?;
-            }
-            if let Some(v) = cpu.quota {
-                write(&dir.join("cpu.cfs_quota_us"), &v.to_string())?;
-            }
-            if let Some(v) = cpu.realtime_period {
-                write(&dir.join("cpu.rt_period_us"), &v.to_string())?;
-            }
-            if let Some(v) = cpu.realtime_runtime {
-                write(&dir.join("cpu.rt_runtime_us"), &v.to_string())?;
-            }
-        }
+        write_cpu_v1(cg, cpu)?;
         if let Some(v) = cpu.cpus.as_deref().filter(|v| !v.is_empty()) {
             write(&cg.v1_dir("cpuset", "cpu.cpus")?.join("cpuset.cpus"), v)?;
         }
@@ -325,6 +303,68 @@ fn apply_memory_v1(cg: &Cgroup, mem: &Memory) -> Result<()> {
     Ok(())
 }
 
+/// The v1 cpu controller's files that `cpu` sets (the cpuset files are the cpuset
+/// controller's), in the order the kernel accepts them: a CFS or RT period before the
+/// quota or runtime checked against it. The controller is not needed when nothing is set.
+pub(crate) fn write_cpu_v1(cg: &Cgroup, cpu: &Cpu) -> Result<()> {
+    let items = [
+        ("cpu.shares", cpu.shares.map(|v| v.to_string())),
+        ("cpu.cfs_period_us", cpu.period.map(|v| v.to_string())),
+        ("cpu.cfs_quota_us", cpu.quota.map(|v| v.to_string())),
+        (
+            "cpu.rt_period_us",
+            cpu.realtime_period.map(|v| v.to_string()),
+        ),
+        (
+            "cpu.rt_runtime_us",
+            cpu.realtime_runtime.map(|v| v.to_string()),
+        ),
+    ];
+    if items.iter().all(|(_, v)| v.is_none()) {
+        return Ok(());
+    }
+    let dir = cg.v1_dir("cpu", "cpu")?;
+    for (file, value) in items {
+        if let Some(v) = value {
+            write(&dir.join(file), &v)?;
+        }
+    }
+    Ok(())
+}
+
+/// cpu.weight from `shares` and cpu.max from the quota and period (a quota of 0 or less is
+/// "max", the period 100ms unless given).
+pub(crate) fn write_cpu_v2(dir: &Path, cpu: &Cpu) -> Result<()> {
+    if let Some(s) = cpu.shares {
+        write(&dir.join("cpu.weight"), &shares_to_weight(s).to_string())?;
+    }
+    if cpu.quota.is_some() || cpu.period.is_some() {
+        let quota = match cpu.quota {
+            Some(q) if q > 0 => q.to_string(),
+            _ => "max".to_string(),
+        };
+        write(
+            &dir.join("cpu.max"),
+            &format!("{quota} {}", cpu.period.unwrap_or(100_000)),
+        )?;
+    }
+    Ok(())
+}
+
+/// blockIO.weight on v2. As runc: BFQ takes the blkio range as is; io.weight wants its own
+/// range.
+pub(crate) fn write_io_weight_v2(dir: &Path, weight: u16) -> Result<()> {
+    let bfq = dir.join("io.bfq.weight");
+    if bfq.exists() {
+        write(&bfq, &weight.to_string())
+    } else {
+        write(
+            &dir.join("io.weight"),
+            &format!("default {}", blkio_to_io_weight(weight)),
+        )
+    }
+}
+
 /// cpu.shares (2..262144) to cpu.weight (1..10000), the conversion runc and crun use.
 pub(crate) fn shares_to_weight(shares: u64) -> u64 {
     if shares == 0 {
@@ -343,19 +383,7 @@ pub(crate) fn blkio_to_io_weight(weight: u16) -> u64 {
 
 pub(crate) fn apply_v2(dir: &Path, res: &Resources) -> Result<()> {
     if let Some(cpu) = &res.cpu {
-        if let Some(s) = cpu.shares {
-            write(&dir.join("cpu.weight"), &shares_to_weight(s).to_string())?;
-        }
-        if cpu.quota.is_some() || cpu.period.is_some() {
-            let quota = match cpu.quota {
-                Some(q) if q > 0 => q.to_string(),
-                _ => "max".to_string(),
-            };
-            write(
-                &dir.join("cpu.max"),
-                &format!("{quota} {}", cpu.period.unwrap_or(100_000)),
-            )?;
-        }
+        write_cpu_v2(dir, cpu)?;
         if let Some(v) = cpu.cpus.as_deref().filter(|v| !v.is_empty()) {
             write(&dir.join("cpuset.cpus"), v)?;
         }
@@ -397,16 +425,7 @@ pub(crate) fn apply_v2(dir: &Path, res: &Resources) -> Result<()> {
     }
     if let Some(b) = &res.block_io {
         if let Some(w) = b.weight {
-            // As runc: BFQ takes the blkio range as is; io.weight wants its own range.
-            let bfq = dir.join("io.bfq.weight");
-            if bfq.exists() {
-                write(&bfq, &w.to_string())?;
-            } else {
-                write(
-                    &dir.join("io.weight"),
-                    &format!("default {}", blkio_to_io_weight(w)),
-                )?;
-            }
+            write_io_weight_v2(dir, w)?;
         }
         for (key, list) in [
             ("rbps", &b.throttle_read_bps_device),

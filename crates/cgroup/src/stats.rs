@@ -222,14 +222,12 @@ fn stats_v1(cg: &Cgroup, s: &mut Stats, page_sizes: &[String]) -> Result<()> {
         cpuacct_v1(dir, &mut s.cpu.usage)?;
     }
     if let Some(dir) = cg.v1.get("cpu") {
-        if let Some(text) = read_opt(&dir.join("cpu.stat"))? {
-            for (k, v) in key_values(&text, &dir.join("cpu.stat"))? {
-                match k {
-                    "nr_periods" => s.cpu.throttling.periods = v,
-                    "nr_throttled" => s.cpu.throttling.throttled_periods = v,
-                    "throttled_time" => s.cpu.throttling.throttled_time = v,
-                    _ => {}
-                }
+        for (k, v) in read_key_values(&dir.join("cpu.stat"))?.unwrap_or_default() {
+            match k.as_str() {
+                "nr_periods" => s.cpu.throttling.periods = v,
+                "nr_throttled" => s.cpu.throttling.throttled_periods = v,
+                "throttled_time" => s.cpu.throttling.throttled_time = v,
+                _ => {}
             }
         }
     }
@@ -247,31 +245,25 @@ fn stats_v1(cg: &Cgroup, s: &mut Stats, page_sizes: &[String]) -> Result<()> {
     }
     if let Some(dir) = cg.v1.get("hugetlb") {
         for size in page_sizes {
-            let file = |what: &str| dir.join(format!("hugetlb.{size}.{what}"));
-            let Some(usage) = read_uint_opt(&file("usage_in_bytes"))? else {
-                continue;
-            };
-            s.hugetlb.insert(
-                size.clone(),
-                Hugetlb {
-                    usage,
-                    max: read_uint_opt(&file("max_usage_in_bytes"))?.unwrap_or(0),
-                    failcnt: read_uint_opt(&file("failcnt"))?.unwrap_or(0),
-                },
-            );
+            if let Some(c) = counter_v1(dir, &format!("hugetlb.{size}"))? {
+                let h = Hugetlb {
+                    usage: c.usage,
+                    max: c.max,
+                    failcnt: c.failcnt,
+                };
+                s.hugetlb.insert(size.clone(), h);
+            }
         }
     }
     Ok(())
 }
 
 fn cpuacct_v1(dir: &Path, u: &mut CpuUsage) -> Result<()> {
-    if let Some(text) = read_opt(&dir.join("cpuacct.stat"))? {
-        for (k, v) in key_values(&text, &dir.join("cpuacct.stat"))? {
-            match k {
-                "user" => u.user = v.saturating_mul(1_000_000_000) / CLOCK_TICKS,
-                "system" => u.kernel = v.saturating_mul(1_000_000_000) / CLOCK_TICKS,
-                _ => {}
-            }
+    for (k, v) in read_key_values(&dir.join("cpuacct.stat"))?.unwrap_or_default() {
+        match k.as_str() {
+            "user" => u.user = v.saturating_mul(1_000_000_000) / CLOCK_TICKS,
+            "system" => u.kernel = v.saturating_mul(1_000_000_000) / CLOCK_TICKS,
+            _ => {}
         }
     }
     u.total = read_uint_opt(&dir.join("cpuacct.usage"))?.unwrap_or(0);
@@ -322,25 +314,20 @@ fn cpuset_v1(dir: &Path, c: &mut CpuSet) -> Result<()> {
 }
 
 fn memory_v1(dir: &Path, m: &mut Memory) -> Result<()> {
-    let stat = dir.join("memory.stat");
-    let Some(text) = read_opt(&stat)? else {
+    if !memory_stat(dir, "cache", m)? {
         return Ok(());
-    };
-    m.raw = key_values(&text, &stat)?
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-    m.cache = m.raw.get("cache").copied().unwrap_or(0);
-    m.usage = memory_entry_v1(dir, "memory")?.unwrap_or_default();
-    m.swap = memory_entry_v1(dir, "memory.memsw")?.unwrap_or_default();
-    m.kernel = memory_entry_v1(dir, "memory.kmem")?.unwrap_or_default();
-    m.kernel_tcp = memory_entry_v1(dir, "memory.kmem.tcp")?.unwrap_or_default();
+    }
+    m.usage = counter_v1(dir, "memory")?.unwrap_or_default();
+    m.swap = counter_v1(dir, "memory.memsw")?.unwrap_or_default();
+    m.kernel = counter_v1(dir, "memory.kmem")?.unwrap_or_default();
+    m.kernel_tcp = counter_v1(dir, "memory.kmem.tcp")?.unwrap_or_default();
     Ok(())
 }
 
+/// A v1 page counter, as the memory and hugetlb controllers show one:
 /// `<prefix>.{usage_in_bytes,max_usage_in_bytes,failcnt,limit_in_bytes}`; None when the
-/// kernel has no such counter (swap accounting or kmem off).
-fn memory_entry_v1(dir: &Path, prefix: &str) -> Result<Option<MemoryEntry>> {
+/// kernel has no such counter (swap accounting or kmem off, a page size not enabled).
+fn counter_v1(dir: &Path, prefix: &str) -> Result<Option<MemoryEntry>> {
     let file = |what: &str| dir.join(format!("{prefix}.{what}"));
     let Some(usage) = read_uint_opt(&file("usage_in_bytes"))? else {
         return Ok(None);
@@ -463,19 +450,17 @@ fn stats_v2(dir: &Path, s: &mut Stats, page_sizes: &[String]) -> Result<()> {
     if let Some(text) = read_opt(&dir.join("io.stat"))? {
         s.blkio = io_stat(&text, &dir.join("io.stat"))?;
     }
-    if let Some(text) = read_opt(&dir.join("cpu.stat"))? {
-        for (k, v) in key_values(&text, &dir.join("cpu.stat"))? {
-            let t = &mut s.cpu.throttling;
-            let u = &mut s.cpu.usage;
-            match k {
-                "usage_usec" => u.total = v.saturating_mul(1000),
-                "user_usec" => u.user = v.saturating_mul(1000),
-                "system_usec" => u.kernel = v.saturating_mul(1000),
-                "nr_periods" => t.periods = v,
-                "nr_throttled" => t.throttled_periods = v,
-                "throttled_usec" => t.throttled_time = v.saturating_mul(1000),
-                _ => {}
-            }
+    for (k, v) in read_key_values(&dir.join("cpu.stat"))?.unwrap_or_default() {
+        let t = &mut s.cpu.throttling;
+        let u = &mut s.cpu.usage;
+        match k.as_str() {
+            "usage_usec" => u.total = v.saturating_mul(1000),
+            "user_usec" => u.user = v.saturating_mul(1000),
+            "system_usec" => u.kernel = v.saturating_mul(1000),
+            "nr_periods" => t.periods = v,
+            "nr_throttled" => t.throttled_periods = v,
+            "throttled_usec" => t.throttled_time = v.saturating_mul(1000),
+            _ => {}
         }
     }
     for size in page_sizes {
@@ -500,15 +485,9 @@ fn stats_v2(dir: &Path, s: &mut Stats, page_sizes: &[String]) -> Result<()> {
 }
 
 fn memory_v2(dir: &Path, m: &mut Memory) -> Result<()> {
-    let stat = dir.join("memory.stat");
-    let Some(text) = read_opt(&stat)? else {
+    if !memory_stat(dir, "file", m)? {
         return Ok(());
-    };
-    m.raw = key_values(&text, &stat)?
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-    m.cache = m.raw.get("file").copied().unwrap_or(0);
+    }
     let usage = MemoryEntry {
         usage: read_uint_opt(&dir.join("memory.current"))?.unwrap_or(0),
         limit: read_uint_opt(&dir.join("memory.max"))?.unwrap_or(0),
@@ -620,6 +599,28 @@ fn parse_list(text: &str, path: &Path) -> Result<Vec<u16>> {
         out.extend(lo..=hi);
     }
     Ok(out)
+}
+
+/// memory.stat, every line into `raw` and the page cache from line `cache_key` (v1 and v2
+/// name it differently); false when the file is not there.
+fn memory_stat(dir: &Path, cache_key: &str, m: &mut Memory) -> Result<bool> {
+    let Some(raw) = read_key_values(&dir.join("memory.stat"))? else {
+        return Ok(false);
+    };
+    m.raw = raw.into_iter().collect();
+    m.cache = m.raw.get(cache_key).copied().unwrap_or(0);
+    Ok(true)
+}
+
+/// The `key value` lines of a file; None when the kernel has no such file.
+fn read_key_values(path: &Path) -> Result<Option<Vec<(String, u64)>>> {
+    let Some(text) = read_opt(path)? else {
+        return Ok(None);
+    };
+    let pairs = key_values(&text, path)?;
+    Ok(Some(
+        pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+    ))
 }
 
 /// `key value` lines.
@@ -818,6 +819,28 @@ mod tests {
             serde_json::json!({"limit": 0, "failcnt": 0})
         );
         assert!(v["pids"].get("limit").is_none(), "omitempty, as Go");
+    }
+
+    #[test]
+    fn v1_hugetlb_counters_are_read_per_page_size() {
+        let d = Scratch::new("v1-hugetlb");
+        let dir = d.put("hugetlb", "hugetlb.2MB.usage_in_bytes", "4194304\n");
+        d.put("hugetlb", "hugetlb.2MB.max_usage_in_bytes", "6291456\n");
+        d.put("hugetlb", "hugetlb.2MB.failcnt", "2\n");
+        d.put("hugetlb", "hugetlb.2MB.limit_in_bytes", "8388608\n");
+        let cg = Cgroup {
+            path: "/berth/t".into(),
+            v1: BTreeMap::from([("hugetlb".to_string(), dir)]),
+            v2: None,
+        };
+        let mut s = Stats::default();
+        stats_v1(&cg, &mut s, &["1GB".to_string(), "2MB".to_string()]).unwrap();
+        let want = Hugetlb {
+            usage: 4_194_304,
+            max: 6_291_456,
+            failcnt: 2,
+        };
+        assert_eq!(s.hugetlb, BTreeMap::from([("2MB".to_string(), want)]));
     }
 
     #[test]

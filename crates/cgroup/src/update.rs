@@ -10,7 +10,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::resources::{blkio_to_io_weight, shares_to_weight};
+use crate::resources::{write_cpu_v1, write_cpu_v2, write_io_weight_v2};
 use crate::{read, write, Cgroup, Cpu, Error, Memory, Pids, Resources, Result};
 
 /// What an update records and what it writes.
@@ -471,29 +471,7 @@ fn write_v1(cg: &Cgroup, w: &Resources) -> Result<()> {
         }
     }
     if let Some(c) = &w.cpu {
-        if c.shares.is_some()
-            || c.quota.is_some()
-            || c.period.is_some()
-            || c.realtime_period.is_some()
-            || c.realtime_runtime.is_some()
-        {
-            let dir = cg.v1_dir("cpu", "cpu")?;
-            let items = [
-                ("cpu.shares", c.shares.map(|v| v.to_string())),
-                ("cpu.cfs_period_us", c.period.map(|v| v.to_string())),
-                ("cpu.cfs_quota_us", c.quota.map(|v| v.to_string())),
-                ("cpu.rt_period_us", c.realtime_period.map(|v| v.to_string())),
-                (
-                    "cpu.rt_runtime_us",
-                    c.realtime_runtime.map(|v| v.to_string()),
-                ),
-            ];
-            for (file, value) in items {
-                if let Some(v) = value {
-                    write(&dir.join(file), &v)?;
-                }
-            }
-        }
+        write_cpu_v1(cg, c)?;
         if let Some(v) = &c.cpus {
             write(&cg.v1_dir("cpuset", "cpu.cpus")?.join("cpuset.cpus"), v)?;
         }
@@ -532,30 +510,10 @@ fn write_v2(dir: &Path, w: &Resources) -> Result<()> {
         }
     }
     if let Some(weight) = w.block_io.as_ref().and_then(|b| b.weight) {
-        let bfq = dir.join("io.bfq.weight");
-        if bfq.exists() {
-            write(&bfq, &weight.to_string())?;
-        } else {
-            write(
-                &dir.join("io.weight"),
-                &format!("default {}", blkio_to_io_weight(weight)),
-            )?;
-        }
+        write_io_weight_v2(dir, weight)?;
     }
     if let Some(c) = &w.cpu {
-        if let Some(s) = c.shares {
-            write(&dir.join("cpu.weight"), &shares_to_weight(s).to_string())?;
-        }
-        if c.quota.is_some() || c.period.is_some() {
-            let quota = match c.quota {
-                Some(q) if q > 0 => q.to_string(),
-                _ => "max".to_string(),
-            };
-            write(
-                &dir.join("cpu.max"),
-                &format!("{quota} {}", c.period.unwrap_or(100_000)),
-            )?;
-        }
+        write_cpu_v2(dir, c)?;
         if let Some(v) = &c.cpus {
             write(&dir.join("cpuset.cpus"), v)?;
         }

@@ -22,6 +22,12 @@ Exit codes:
 /// Looks for a berth library error in an error chain and returns its kind.
 pub type Classify = fn(&(dyn StdError + 'static)) -> Option<Kind>;
 
+/// The kind of `e` if it is a `T`: the step a `Classify` takes for each library error type
+/// it knows, `kind_of::<A>(e).or_else(|| kind_of::<B>(e))`.
+pub fn kind_of<T: HasKind + StdError + 'static>(e: &(dyn StdError + 'static)) -> Option<Kind> {
+    e.downcast_ref::<T>().map(HasKind::kind)
+}
+
 /// Runs a tool's body, prints a failure once as `TOOL: error: a: b: c`, and maps it to the
 /// exit code of the first classified error in the chain (1 when none is).
 /// A broken pipe on stdout is a quiet exit 0.
@@ -149,6 +155,20 @@ impl std::str::FromStr for LogFormat {
     }
 }
 
+/// `--log-level` and `--log-format`, the same in every tool that takes them: put it in the
+/// tool's arguments with `#[command(flatten)]` and hand it to [`init_logging`].
+#[derive(Debug, Clone, clap::Args)]
+pub struct LogArgs {
+    /// Log filter for stderr (error, warn, info, debug, trace, or a RUST_LOG-style
+    /// directive; RUST_LOG wins).
+    #[arg(long = "log-level", value_name = "LEVEL", default_value = "warn")]
+    pub level: String,
+
+    /// Log format on stderr: text or json.
+    #[arg(long = "log-format", value_name = "FORMAT", default_value = "text")]
+    pub format: LogFormat,
+}
+
 /// Installs the tracing subscriber on stderr. `level` is a filter such as `warn` or
 /// `berth=debug`; `RUST_LOG` wins when set.
 pub fn init_logging(level: &str, format: LogFormat) {
@@ -185,6 +205,18 @@ mod tests {
         let err = anyhow::Error::new(Lib).context("pulling busybox");
         assert_eq!(exit_code(&err, classify), 3);
         assert_eq!(chain(&err), "pulling busybox: manifest sha256:ab not found");
+    }
+
+    impl HasKind for Lib {
+        fn kind(&self) -> Kind {
+            Kind::AlreadyExists
+        }
+    }
+
+    #[test]
+    fn kind_of_finds_only_its_own_type() {
+        assert_eq!(kind_of::<Lib>(&Lib), Some(Kind::AlreadyExists));
+        assert_eq!(kind_of::<Lib>(&Usage("bad".into())), None);
     }
 
     #[test]

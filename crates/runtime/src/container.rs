@@ -19,6 +19,7 @@ use crate::plan::{self, Plan, PlanOptions};
 use crate::spec::{Hooks, Spec};
 use crate::state::{self, check_id, Report, State, Status, FIFO};
 use crate::sync::{kind_from_name, Channel, ToChild, ToParent};
+use crate::systemd_cgroup;
 
 /// Options of `create` and `run`.
 #[derive(Debug, Clone, Default)]
@@ -35,6 +36,8 @@ pub struct CreateOptions {
 #[derive(Debug, Clone)]
 pub struct Runtime {
     root: PathBuf,
+    /// `--systemd-cgroup`: new containers get a systemd scope as their cgroup.
+    systemd_cgroup: bool,
 }
 
 /// Removes what a failed create made, in reverse order, unless disarmed.
@@ -42,6 +45,8 @@ struct Undo {
     dir: Option<PathBuf>,
     cgroup: Option<Cgroup>,
     child: Option<i32>,
+    /// A systemd scope started for the child (`--systemd-cgroup`).
+    systemd_unit: Option<String>,
 }
 
 impl Undo {
@@ -49,6 +54,7 @@ impl Undo {
         self.dir = None;
         self.cgroup = None;
         self.child = None;
+        self.systemd_unit = None;
     }
 }
 
@@ -57,6 +63,11 @@ impl Drop for Undo {
         if let Some(pid) = self.child.take() {
             let _ = sys::kill(pid, libc::SIGKILL);
             let _ = sys::wait_child(pid, true);
+        }
+        if let Some(unit) = self.systemd_unit.take() {
+            if let Err(e) = systemd_cgroup::stop(&unit) {
+                tracing::warn!("{e}");
+            }
         }
         if let Some(cg) = self.cgroup.take() {
             let _ = cg.remove();
@@ -81,7 +92,17 @@ struct Launched {
 
 impl Runtime {
     pub fn new(root: impl Into<PathBuf>) -> Runtime {
-        Runtime { root: root.into() }
+        Runtime {
+            root: root.into(),
+            systemd_cgroup: false,
+        }
+    }
+
+    /// With `true`, `create` and `run` make the container's cgroup a transient systemd
+    /// scope (systemd_cgroup.rs), as runc's `--systemd-cgroup` does.
+    pub fn with_systemd_cgroup(mut self, on: bool) -> Runtime {
+        self.systemd_cgroup = on;
+        self
     }
 
     fn dir(&self, id: &str) -> PathBuf {
@@ -220,6 +241,7 @@ impl Runtime {
             dir: Some(dir.clone()),
             cgroup: None,
             child: None,
+            systemd_unit: None,
         };
         let fifo_path = dir.join(FIFO);
         let cfifo = CString::new(fifo_path.to_string_lossy().as_bytes()).expect("no NUL");
@@ -250,30 +272,34 @@ impl Runtime {
             path: String::new(),
             source,
         })?;
-        let cg_path =
-            berth_cgroup::resolve_path(linux.cgroups_path.as_deref(), id).map_err(|source| {
-                Error::Cgroup {
-                    path: String::new(),
-                    source,
-                }
-            })?;
+        // With --systemd-cgroup the scope is made by systemd around the init, once it exists
+        // (below, after the clone); its limits are applied then.
+        let scope = if self.systemd_cgroup {
+            Some(systemd_cgroup::scope_for(
+                &spec, &linux, id, &config, &layout,
+            )?)
+        } else {
+            None
+        };
+        let cg_path = match &scope {
+            Some(s) => Ok(s.cgroup.clone()),
+            None => berth_cgroup::resolve_path(linux.cgroups_path.as_deref(), id),
+        }
+        .map_err(|source| Error::Cgroup {
+            path: String::new(),
+            source,
+        })?;
         let cgroup = Cgroup::at(&layout, &cg_path);
         let cg_err = |source| Error::Cgroup {
             path: cg_path.clone(),
             source,
         };
-        cgroup.create(&layout).map_err(cg_err)?;
-        undo.cgroup = Some(cgroup.clone());
-        if let Some(res) = &linux.resources {
-            cgroup.apply(res).map_err(cg_err)?;
+        if scope.is_none() {
+            cgroup.create(&layout).map_err(cg_err)?;
+            undo.cgroup = Some(cgroup.clone());
+            apply_limits(&cgroup, &layout, linux.resources.as_ref()).map_err(cg_err)?;
         }
         if layout.is_v2() {
-            // No devices controller on v2: the allow-list is an eBPF program, attached before
-            // any container process exists (berth_cgroup's devices_bpf.rs).
-            // Only the spec's rules (then the defaults): as runc, the linux.devices nodes are
-            // made but not allowed unless a rule allows them.
-            let rules = linux.resources.as_ref().map_or(&[][..], |r| &r.devices[..]);
-            cgroup.set_device_rules(rules).map_err(cg_err)?;
             for m in &mut plan.mounts {
                 if m.fstype.as_deref() == Some("cgroup") {
                     m.fstype = Some("cgroup2".into());
@@ -297,17 +323,22 @@ impl Runtime {
                 path: PathBuf::from(path),
                 source: e.into(),
             })?;
+            check_namespace_type(*flag, path, &fd)?;
             joins.push((*flag, fd));
         }
+        let mounts_proc = plan
+            .mounts
+            .iter()
+            .any(|m| m.fstype.as_deref() == Some("proc"));
+        crate::joined_user::check_pid_owner(&joins, &plan.namespaces.join, mounts_proc)?;
         type Joins = Vec<(u64, OwnedFd)>;
         let (pid_joins, mut joins): (Joins, Joins) = joins
             .into_iter()
             .partition(|(f, _)| *f == plan::CLONE_NEWPID || *f == plan::CLONE_NEWTIME);
-        for (flag, fd) in &pid_joins {
-            // setns(pid) and setns(time) apply to our next child: the init.
-            sys::setns(fd.as_fd(), *flag as i32)
-                .map_err(|e| Error::io("joining the pid or time namespace", e))?;
-        }
+        // A joined user namespace with new other namespaces: a helper clones the init inside
+        // it (joined_user.rs) and joins the pid and time namespaces itself, first.
+        let helper =
+            plan.namespaces.user_joined() && plan.namespaces.new & !plan::CLONE_NEWPID != 0;
         // Idmapped mounts are made here, on the host (see idmap.rs); the init moves them.
         let idmapped = crate::idmap::prepare(&plan, &bundle)?;
         let console = match &opts.console_socket {
@@ -337,7 +368,22 @@ impl Runtime {
         // With a v2 hierarchy the init is born in its cgroup there (clone3 with
         // CLONE_INTO_CGROUP) and never runs outside it; where the kernel (or a seccomp filter)
         // refuses, it is forked and then moved through cgroup.procs.
-        let cgroup_fd = cgroup.v2_dir_fd().map_err(cg_err)?;
+        let cgroup_fd = match &scope {
+            Some(_) => None,
+            None => cgroup.v2_dir_fd().map_err(cg_err)?,
+        };
+        // setns(pid) and setns(time) apply to our next child, the init, and to every later
+        // one: our own are reopened first and re-entered right after the clone, so that
+        // hooks and other helpers of ours are not born in the container's namespaces.
+        let own_ns = if helper {
+            Vec::new()
+        } else {
+            own_namespaces(&pid_joins)?
+        };
+        for (flag, fd) in pid_joins.iter().filter(|_| !helper) {
+            sys::setns(fd.as_fd(), *flag as i32)
+                .map_err(|e| Error::io("joining the pid or time namespace", e))?;
+        }
         let old_mask = sys::block_all_signals().map_err(|e| Error::io("blocking signals", e))?;
         // The cgroup namespace is made by the init once it is in its cgroup (see init.rs).
         // With linux.timeOffsets the time namespace is not made in the clone either: a task
@@ -355,33 +401,35 @@ impl Runtime {
         let user_join = joins
             .iter()
             .position(|(f, _)| *f == plan::CLONE_NEWUSER)
-            .filter(|_| plan.namespaces.new & !plan::CLONE_NEWPID != 0)
+            .filter(|_| helper)
             .map(|i| joins.remove(i).1);
+        let clone_what = || format!("clone with namespaces {:#x}", plan.namespaces.new);
         let forked = match (&cgroup_fd, &user_join) {
-            (_, Some(u)) => {
-                crate::joined_user::clone_in(u.as_fd(), clone_flags).map(|f| (f, false))
-            }
+            (_, Some(u)) => crate::joined_user::clone_in(u.as_fd(), &pid_joins, clone_flags)
+                .map(|f| (f, false))
+                .map_err(|f| (f.what, f.source)),
             (Some(fd), None) => match sys::clone_into_cgroup(clone_flags, fd.as_fd()) {
                 Err(e) if sys::clone3_unavailable(&e) => {
                     tracing::debug!("clone3 with CLONE_INTO_CGROUP refused ({e}): forking");
                     sys::clone_process(clone_flags).map(|f| (f, false))
                 }
                 other => other.map(|f| (f, true)),
-            },
-            (None, None) => sys::clone_process(clone_flags).map(|f| (f, false)),
+            }
+            .map_err(|e| (clone_what(), e)),
+            (None, None) => sys::clone_process(clone_flags)
+                .map(|f| (f, false))
+                .map_err(|e| (clone_what(), e)),
         };
         drop(user_join);
         let (pid, born_in_v2) = match forked {
-            Err(e) => {
+            Err((what, e)) => {
                 let _ = sys::set_signal_mask(&old_mask);
-                return Err(Error::io(
-                    format!("clone with namespaces {:#x}", plan.namespaces.new),
-                    e,
-                ));
+                return Err(Error::io(what, e));
             }
             Ok((sys::Forked::Child, _)) => {
                 drop(parent_chan);
                 drop(cgroup_fd);
+                drop(own_ns);
                 init::run(InitArgs {
                     plan: &plan,
                     bundle: &bundle,
@@ -409,6 +457,11 @@ impl Runtime {
             let _ = sys::set_signal_mask(&old_mask);
             e
         };
+        for (flag, fd) in &own_ns {
+            sys::setns(fd.as_fd(), *flag as i32)
+                .map_err(|e| restore(Error::io("re-entering our own pid or time namespace", e)))?;
+        }
+        drop(own_ns);
 
         if plan.namespaces.new & plan::CLONE_NEWUSER != 0 {
             write_id_maps(pid, &plan).map_err(restore)?;
@@ -416,12 +469,22 @@ impl Runtime {
         drop(cgroup_tasks);
         // The v1 hierarchies the init joins itself; the v2 one it was born in, unless clone3
         // was refused: then it is moved there (and, harmlessly, into v1 again) from here.
-        let moved = if born_in_v2 || cgroup.v2.is_none() {
+        // With --systemd-cgroup: systemd moves the init into its new scope, then the limits.
+        let moved = if let Some(scope) = &scope {
+            if let Err(e) = systemd_cgroup::start(scope, pid, linux.resources.as_ref()) {
+                // Killed before the channel closes, or it prints a second error line.
+                let _ = sys::kill(pid, libc::SIGKILL);
+                return Err(restore(e));
+            }
+            undo.systemd_unit = Some(scope.unit.clone());
+            apply_limits(&cgroup, &layout, linux.resources.as_ref())
+        } else if born_in_v2 || cgroup.v2.is_none() {
             Ok(())
         } else {
             cgroup.add(pid)
         };
         moved.map_err(|source| {
+            let _ = sys::kill(pid, libc::SIGKILL);
             restore(Error::Cgroup {
                 path: cg_path.clone(),
                 source,
@@ -443,7 +506,8 @@ impl Runtime {
             }));
         }
 
-        let st = State::of_init(&spec, id, pid, &bundle, &plan.rootfs, &cg_path, &hooks_spec);
+        let mut st = State::of_init(&spec, id, pid, &bundle, &plan.rootfs, &cg_path, &hooks_spec);
+        st.systemd_unit = scope.map(|s| s.unit);
         loop {
             match chan.recv::<ToParent>().map_err(restore)? {
                 Some(ToParent::Hooks) => {
@@ -714,6 +778,11 @@ impl Runtime {
         } else {
             Ok(())
         };
+        if let Some(unit) = &st.systemd_unit {
+            // As runc: systemd stops the scope (and removes its cgroup); the removal below
+            // then finds nothing or an empty directory.
+            systemd_cgroup::stop(unit)?;
+        }
         cg.remove().map_err(|source| Error::Cgroup {
             path: st.cgroup_path.clone(),
             source,
@@ -728,6 +797,27 @@ impl Runtime {
         }
         Ok(())
     }
+}
+
+/// Writes `linux.resources` and, on a pure v2 host, the device eBPF program to a cgroup
+/// that exists.
+fn apply_limits(
+    cgroup: &Cgroup,
+    layout: &Layout,
+    res: Option<&berth_cgroup::Resources>,
+) -> std::result::Result<(), berth_cgroup::Error> {
+    if let Some(res) = res {
+        cgroup.apply(res)?;
+    }
+    if layout.is_v2() {
+        // No devices controller on v2: the allow-list is an eBPF program, attached before
+        // the container's program runs (berth_cgroup's devices_bpf.rs).
+        // Only the spec's rules (then the defaults): as runc, the linux.devices nodes are
+        // made but not allowed unless a rule allows them.
+        let rules = res.map_or(&[][..], |r| &r.devices[..]);
+        cgroup.set_device_rules(rules)?;
+    }
+    Ok(())
 }
 
 /// The container's cgroup on this host.
@@ -785,6 +875,52 @@ pub(crate) fn last_cap() -> u32 {
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(40)
+}
+
+/// Our own pid and time namespaces, for each of `joins` (pid or time namespaces to join), to
+/// re-enter for our children once the init is cloned.
+fn own_namespaces(joins: &[(u64, OwnedFd)]) -> Result<Vec<(u64, OwnedFd)>> {
+    joins
+        .iter()
+        .map(|(flag, _)| {
+            let path = if *flag == plan::CLONE_NEWPID {
+                "/proc/self/ns/pid"
+            } else {
+                "/proc/self/ns/time"
+            };
+            rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+                .map(|fd| (*flag, fd))
+                .map_err(|e| Error::File {
+                    what: "opening our own namespace",
+                    path: PathBuf::from(path),
+                    source: e.into(),
+                })
+        })
+        .collect()
+}
+
+/// A path to join must be a namespace of its type (`/proc/<pid>/ns/pid`, a bind mount of
+/// one): the link of its fd reads `pid:[4026531836]`, whatever path it was opened by.
+fn check_namespace_type(flag: u64, path: &str, fd: &OwnedFd) -> Result<()> {
+    let kind = match flag {
+        plan::CLONE_NEWPID => "pid",
+        plan::CLONE_NEWNET => "network",
+        plan::CLONE_NEWNS => "mount",
+        plan::CLONE_NEWIPC => "ipc",
+        plan::CLONE_NEWUTS => "uts",
+        plan::CLONE_NEWUSER => "user",
+        plan::CLONE_NEWCGROUP => "cgroup",
+        plan::CLONE_NEWTIME => "time",
+        _ => return Ok(()),
+    };
+    // The nsfs ioctl, not the fd's name: a namespace bind-mounted at /run/netns/NAME is
+    // named by that path in /proc/self/fd.
+    match sys::ns_type(fd.as_fd()) {
+        Ok(t) if t as u64 == flag => Ok(()),
+        _ => Err(Error::spec(format!(
+            "linux.namespaces: {kind} path {path} is not a {kind} namespace"
+        ))),
+    }
 }
 
 fn write_id_maps(pid: i32, plan: &Plan) -> Result<()> {

@@ -65,6 +65,9 @@ pub enum Error {
     },
     #[error("state of container {id}: {why}")]
     BadState { id: String, why: String },
+    /// A systemd (`--systemd-cgroup`) call that failed: its one line says which and why.
+    #[error(transparent)]
+    Systemd(#[from] berth_systemd::Error),
 }
 
 impl HasKind for Error {
@@ -80,6 +83,7 @@ impl HasKind for Error {
             Error::Cgroup { source, .. } => source.kind(),
             Error::Hook { .. } => Kind::FailedPrecondition,
             Error::BadState { .. } => Kind::Corrupt,
+            Error::Systemd(e) => e.kind(),
         }
     }
 }

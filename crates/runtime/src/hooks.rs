@@ -39,6 +39,9 @@ fn run_one(which: &'static str, h: &Hook, input: &[u8]) -> Result<()> {
         }
     }
     cmd.stdin(Stdio::piped());
+    // Its own process group, so that a timeout ends what the hook started too (a shell's
+    // children would otherwise live on, holding berth-run's stdout and stderr).
+    cmd.process_group(0);
     let mut child = cmd.spawn().map_err(|e| fail(crate::init::describe(&e)))?;
     if let Some(mut stdin) = child.stdin.take() {
         // A hook that does not read its stdin is fine.
@@ -58,6 +61,9 @@ fn run_one(which: &'static str, h: &Hook, input: &[u8]) -> Result<()> {
             None => {}
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
+            if let Some(group) = rustix::process::Pid::from_raw(child.id() as i32) {
+                let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+            }
             let _ = child.kill();
             let _ = child.wait();
             return Err(fail(format!("timed out after {}s", h.timeout.unwrap_or(0))));
@@ -119,9 +125,30 @@ mod tests {
             err.contains("poststop hook /bin/sh") && err.contains("3"),
             "{err}"
         );
-        let err = run("prestart", &[hook("sleep 5", Some(1))], &report())
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        let script = format!("sleep 30 & echo $! > {} && wait", pid_file.display());
+        let err = run("prestart", &[hook(&script, Some(1))], &report())
             .unwrap_err()
             .to_string();
         assert!(err.contains("timed out after 1s"), "{err}");
+        // What the hook started ended with it.
+        let pid: i32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // Dead: gone, or a zombie its new parent has not reaped yet.
+        let dead = || match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            Ok(stat) => stat
+                .rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X')),
+        };
+        let until = Instant::now() + Duration::from_secs(5);
+        while !dead() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(dead(), "the hook's child {pid} outlived the timeout");
     }
 }

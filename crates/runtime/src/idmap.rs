@@ -104,12 +104,12 @@ fn detached(
         sys::mount_setattr(fd.as_fd(), 0, set, 0)
             .map_err(|e| Error::io(format!("mount {}: setting its options", op.dest), e))?;
     }
-    if op.recursive_attrs != 0 {
+    if op.recursive_attrs != 0 || op.recursive_clear != 0 {
         sys::mount_setattr(
             fd.as_fd(),
             sys::mount_attr::AT_RECURSIVE,
             op.recursive_attrs,
-            0,
+            op.recursive_clear,
         )
         .map_err(|e| {
             Error::io(

@@ -148,6 +148,7 @@ fn setup(a: &mut InitArgs<'_>) -> Result<Never, Fail> {
         // the init entered through the joins above or was cloned in (joined_user.rs).
         sys::setresgid(0).map_err(|e| Fail::io("setgid 0 in the joined user namespace", e))?;
         sys::setresuid(0).map_err(|e| Fail::io("setuid 0 in the joined user namespace", e))?;
+        crate::joined_user::check_joined_maps(plan)?;
     }
 
     sys::setsid().map_err(|e| Fail::io("setsid", e))?;
@@ -463,7 +464,10 @@ fn setup_terminal(
 }
 
 fn set_identity(plan: &Plan) -> Result<(), Fail> {
-    let setgroups_allowed = !plan.namespaces.has(plan::CLONE_NEWUSER) || !plan.gid_map.is_empty();
+    // A joined user namespace's setgroups is not ours to know (its maps may come with the
+    // spec, checked, but the namespace may say "deny"): no setgroups there.
+    let setgroups_allowed = !plan.namespaces.has(plan::CLONE_NEWUSER)
+        || (!plan.namespaces.user_joined() && !plan.gid_map.is_empty());
     apply_identity(&plan.process, setgroups_allowed)
 }
 

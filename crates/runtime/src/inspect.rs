@@ -112,6 +112,7 @@ mod tests {
             annotations: Default::default(),
             init_start_time: 0,
             cgroup_path: "/berth/c1".into(),
+            systemd_unit: None,
             poststart: vec![],
             poststop: vec![],
         };

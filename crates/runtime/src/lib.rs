@@ -25,6 +25,7 @@ mod seccomp;
 pub mod spec;
 mod state;
 mod sync;
+pub mod systemd_cgroup;
 mod update;
 
 pub use container::{CreateOptions, Runtime};

@@ -27,17 +27,22 @@ pub(crate) const MS_SYNCHRONOUS: u64 = 16;
 pub(crate) const MS_REMOUNT: u64 = 32;
 pub(crate) const MS_MANDLOCK: u64 = 64;
 pub(crate) const MS_DIRSYNC: u64 = 128;
+pub(crate) const MS_NOSYMFOLLOW: u64 = 256;
 pub(crate) const MS_NOATIME: u64 = 1024;
 pub(crate) const MS_NODIRATIME: u64 = 2048;
 pub(crate) const MS_BIND: u64 = 4096;
 pub(crate) const MS_MOVE: u64 = 8192;
 pub(crate) const MS_REC: u64 = 16384;
+pub(crate) const MS_SILENT: u64 = 1 << 15;
+pub(crate) const MS_POSIXACL: u64 = 1 << 16;
 pub(crate) const MS_UNBINDABLE: u64 = 1 << 17;
 pub(crate) const MS_PRIVATE: u64 = 1 << 18;
 pub(crate) const MS_SLAVE: u64 = 1 << 19;
 pub(crate) const MS_SHARED: u64 = 1 << 20;
 pub(crate) const MS_RELATIME: u64 = 1 << 21;
+pub(crate) const MS_I_VERSION: u64 = 1 << 23;
 pub(crate) const MS_STRICTATIME: u64 = 1 << 24;
+pub(crate) const MS_LAZYTIME: u64 = 1 << 25;
 
 /// Which namespaces to create in the clone, and which to join by path.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -72,6 +77,13 @@ pub struct MountOp {
     pub propagation: Vec<u64>,
     /// MOUNT_ATTR_* to set recursively with mount_setattr (rro, rnosuid, …).
     pub recursive_attrs: u64,
+    /// MOUNT_ATTR_* to clear recursively (rrw, rsuid, …; the access-time mask when
+    /// `recursive_attrs` sets an access-time mode).
+    #[serde(default)]
+    pub recursive_clear: u64,
+    /// `tmpcopyup` on a tmpfs: what the rootfs has at the destination is copied into it.
+    #[serde(default)]
+    pub copy_up: bool,
     /// Filesystem-specific options (`size=64m`, `mode=755`).
     pub data: String,
     /// An idmapped bind mount: (uid_map, gid_map, recursive) in /proc/<pid>/uid_map form.
@@ -229,9 +241,14 @@ pub fn build(spec: &Spec, bundle: &Path, opts: &PlanOptions) -> Result<Plan> {
             "linux.namespaces: a new user namespace needs linux.uidMappings and linux.gidMappings",
         ));
     }
-    if !new_user && (!linux.uid_mappings.is_empty() || !linux.gid_mappings.is_empty()) {
+    // With a joined user namespace they may be given (runc 1.1 requires them), and must be
+    // the namespace's own: the init checks (init.rs, check_joined_maps).
+    if !new_user
+        && !namespaces.user_joined()
+        && (!linux.uid_mappings.is_empty() || !linux.gid_mappings.is_empty())
+    {
         return Err(Error::spec(
-            "linux.uidMappings: id mappings need a new user namespace",
+            "linux.uidMappings: id mappings need a new or joined user namespace",
         ));
     }
     if spec.hostname.as_deref().is_some_and(|h| !h.is_empty()) && !namespaces.has(CLONE_NEWUTS) {
@@ -369,17 +386,9 @@ fn namespaces(list: &[spec::Namespace]) -> Result<Namespaces> {
         }
     }
     // The user namespace is joined first: it owns the others. When it is joined while others
-    // are made, the init is cloned inside it by a helper (joined_user.rs), which reports the
-    // init's pid as its own pid namespace sees it: that must be berth-run's, not a joined one.
+    // are made, the init is cloned inside it by a helper (joined_user.rs), which joins a pid
+    // or time namespace to join before it.
     ns.join.sort_by_key(|(f, _)| *f != CLONE_NEWUSER);
-    if ns.user_joined()
-        && ns.new & !CLONE_NEWPID != 0
-        && ns.join.iter().any(|(f, _)| *f == CLONE_NEWPID)
-    {
-        return Err(Error::Unsupported(
-            "linux.namespaces: joining both a user and a pid namespace while creating other namespaces is not supported".into(),
-        ));
-    }
     Ok(ns)
 }
 
@@ -404,7 +413,6 @@ pub(crate) fn propagation(name: &str) -> Option<u64> {
 }
 
 fn mount_op(m: &spec::Mount) -> Result<MountOp> {
-    use berth_sys::mount_attr as attr;
     if !m.destination.starts_with('/') {
         return Err(Error::spec(format!(
             "mounts: destination {:?} is not an absolute path",
@@ -443,29 +451,28 @@ fn mount_op(m: &spec::Mount) -> Result<MountOp> {
             "relatime" => (MS_RELATIME, 0),
             "norelatime" => (0, MS_RELATIME),
             "strictatime" => (MS_STRICTATIME, 0),
+            "nostrictatime" => (0, MS_STRICTATIME),
+            "symfollow" => (0, MS_NOSYMFOLLOW),
+            "nosymfollow" => (MS_NOSYMFOLLOW, 0),
+            "acl" => (MS_POSIXACL, 0),
+            "noacl" => (0, MS_POSIXACL),
+            "iversion" => (MS_I_VERSION, 0),
+            "noiversion" => (0, MS_I_VERSION),
+            "lazytime" => (MS_LAZYTIME, 0),
+            "nolazytime" => (0, MS_LAZYTIME),
+            "silent" => (MS_SILENT, 0),
+            "loud" => (0, MS_SILENT),
             "bind" => (MS_BIND, 0),
             "rbind" => (MS_BIND | MS_REC, 0),
-            "rro" => {
-                op.recursive_attrs |= attr::RDONLY;
+            "tmpcopyup" => {
+                op.copy_up = true;
                 (0, 0)
             }
-            "rnosuid" => {
-                op.recursive_attrs |= attr::NOSUID;
-                (0, 0)
-            }
-            "rnodev" => {
-                op.recursive_attrs |= attr::NODEV;
-                (0, 0)
-            }
-            "rnoexec" => {
-                op.recursive_attrs |= attr::NOEXEC;
-                (0, 0)
-            }
-            "tmpcopyup" | "rrw" | "rsuid" | "rdev" | "rexec" => (0, 0),
             "idmap" | "ridmap" => {
                 idmap_option = Some(o == "ridmap");
                 (0, 0)
             }
+            other if recursive_attr(&mut op, other) => (0, 0),
             other => match propagation(other) {
                 Some(p) => {
                     op.propagation.push(p);
@@ -483,6 +490,8 @@ fn mount_op(m: &spec::Mount) -> Result<MountOp> {
         op.flags |= MS_BIND;
         op.fstype = None;
     }
+    // As runc: copying up only means something for a tmpfs.
+    op.copy_up &= op.fstype.as_deref() == Some("tmpfs");
     if idmap_option.is_some() || !m.uid_mappings.is_empty() || !m.gid_mappings.is_empty() {
         if !op.is_bind() {
             return Err(Error::spec(format!(
@@ -514,6 +523,49 @@ fn mount_op(m: &spec::Mount) -> Result<MountOp> {
     }
     op.data = data.join(",");
     Ok(op)
+}
+
+/// The recursive options (`rro`, `rnosuid`, `rnoatime`, …): MOUNT_ATTR_* bits set or cleared
+/// on the mount and everything under it with mount_setattr(AT_RECURSIVE), later options
+/// winning. False when `name` is not one. An access-time mode is an enum in the kernel, not a
+/// bit: changing it clears the whole mask and sets the value, so `ratime`, `rnorelatime` and
+/// `rnostrictatime` (leaving a mode rather than entering one) give the kernel's default,
+/// relatime; runc puts a partial mask in `attr_clr` there, which the kernel refuses.
+fn recursive_attr(op: &mut MountOp, name: &str) -> bool {
+    use berth_sys::mount_attr as attr;
+    let (bit, set) = match name {
+        "rro" => (attr::RDONLY, true),
+        "rrw" => (attr::RDONLY, false),
+        "rnosuid" => (attr::NOSUID, true),
+        "rsuid" => (attr::NOSUID, false),
+        "rnodev" => (attr::NODEV, true),
+        "rdev" => (attr::NODEV, false),
+        "rnoexec" => (attr::NOEXEC, true),
+        "rexec" => (attr::NOEXEC, false),
+        "rnodiratime" => (attr::NODIRATIME, true),
+        "rdiratime" => (attr::NODIRATIME, false),
+        "rnosymfollow" => (attr::NOSYMFOLLOW, true),
+        "rsymfollow" => (attr::NOSYMFOLLOW, false),
+        "rnoatime" | "rstrictatime" | "rrelatime" | "ratime" | "rnorelatime" | "rnostrictatime" => {
+            let mode = match name {
+                "rnoatime" => attr::NOATIME,
+                "rstrictatime" => attr::STRICTATIME,
+                _ => attr::RELATIME,
+            };
+            op.recursive_attrs = (op.recursive_attrs & !attr::ATIME_MASK) | mode;
+            op.recursive_clear |= attr::ATIME_MASK;
+            return true;
+        }
+        _ => return false,
+    };
+    if set {
+        op.recursive_attrs |= bit;
+        op.recursive_clear &= !bit;
+    } else {
+        op.recursive_attrs &= !bit;
+        op.recursive_clear |= bit;
+    }
+    true
 }
 
 fn default_devices() -> Vec<DeviceNode> {
@@ -761,6 +813,43 @@ mod tests {
         assert_eq!(tmp.fstype.as_deref(), Some("tmpfs"));
         assert_eq!(tmp.flags, MS_NODEV);
         assert_eq!(tmp.data, "size=64m,mode=1777");
+        assert!(!tmp.copy_up);
+    }
+
+    #[test]
+    fn every_mount_option_runc_knows_is_a_flag_an_attribute_or_an_extension() {
+        use berth_sys::mount_attr as attr;
+        let p = plan(r#"{"mounts":[
+            {"destination":"/a","source":"/src","options":["rbind","nosymfollow","rnoexec","rrw","rnoatime","rsuid","rnosymfollow"]},
+            {"destination":"/b","type":"tmpfs","source":"tmpfs","options":["tmpcopyup","lazytime","iversion","acl","silent","strictatime","nostrictatime"]},
+            {"destination":"/c","source":"/src","options":["bind","tmpcopyup","rnoexec","rexec","rstrictatime","ratime","loud","noacl"]}]}"#)
+        .unwrap();
+        let a = &p.mounts[0];
+        assert_eq!(a.flags, MS_BIND | MS_REC | MS_NOSYMFOLLOW);
+        assert_eq!(
+            a.recursive_attrs,
+            attr::NOEXEC | attr::NOATIME | attr::NOSYMFOLLOW
+        );
+        assert_eq!(
+            a.recursive_clear,
+            attr::RDONLY | attr::ATIME_MASK | attr::NOSUID
+        );
+        let b = &p.mounts[1];
+        assert!(b.copy_up);
+        assert_eq!(
+            b.flags,
+            MS_LAZYTIME | MS_I_VERSION | MS_POSIXACL | MS_SILENT
+        );
+        assert_eq!(b.data, "", "none of them is passed on as data");
+        let c = &p.mounts[2];
+        assert!(!c.copy_up, "tmpcopyup means something on a tmpfs only");
+        assert_eq!(c.flags, MS_BIND);
+        assert_eq!(
+            c.recursive_attrs,
+            attr::RELATIME,
+            "ratime gives the default mode"
+        );
+        assert_eq!(c.recursive_clear, attr::NOEXEC | attr::ATIME_MASK);
     }
 
     #[test]
@@ -778,6 +867,30 @@ mod tests {
         assert_eq!(
             p.namespaces.join[0].0, CLONE_NEWUSER,
             "the user namespace is joined first"
+        );
+        // A pod's second container: the sandbox's user and pid namespaces, its own others.
+        let p = plan(r#"{"linux":{"namespaces":[{"type":"mount"},{"type":"uts"},{"type":"pid","path":"/proc/1/ns/pid"},{"type":"user","path":"/proc/1/ns/user"}]}}"#)
+            .unwrap();
+        assert_eq!(p.namespaces.join[0].0, CLONE_NEWUSER);
+        assert_eq!(p.namespaces.join[1].0, CLONE_NEWPID);
+        assert_eq!(p.namespaces.new, CLONE_NEWNS | CLONE_NEWUTS);
+        // Its mappings may come along (runc 1.1 requires them); the init compares them.
+        let p = plan(
+            r#"{"linux":{"namespaces":[{"type":"mount"},{"type":"user","path":"/proc/1/ns/user"}],
+            "uidMappings":[{"containerID":0,"hostID":200000,"size":65536}],
+            "gidMappings":[{"containerID":0,"hostID":200000,"size":65536}]}}"#,
+        )
+        .unwrap();
+        assert_eq!(p.uid_map, "0 200000 65536\n");
+        let err = plan(
+            r#"{"linux":{"namespaces":[{"type":"mount"}],
+            "uidMappings":[{"containerID":0,"hostID":200000,"size":65536}]}}"#,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("need a new or joined user namespace"),
+            "{err}"
         );
     }
 
@@ -835,11 +948,6 @@ mod tests {
                 r#"{"linux":{"namespaces":[{"type":"mount"}],"seccomp":{"defaultAction":"SCMP_ACT_ALLOW",
                     "syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_NOTIFY"}]}}}"#,
                 "listenerPath",
-            ),
-            (
-                r#"{"linux":{"namespaces":[{"type":"mount"},{"type":"user","path":"/proc/1/ns/user"},
-                    {"type":"pid","path":"/proc/1/ns/pid"}]}}"#,
-                "joining both a user and a pid namespace",
             ),
         ];
         for (json, needle) in cases {

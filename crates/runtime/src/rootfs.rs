@@ -228,6 +228,20 @@ pub(crate) fn mount_one(
             bundle.join(s)
         }
     });
+    // A tmpfs over a directory the image has takes that directory's mode unless the options
+    // give one (a later `mode=` wins): what runc (1.1.8+) and crun do.
+    let mut data = op.data.clone();
+    if op.fstype.as_deref() == Some("tmpfs") {
+        if let Ok(under) = open_in_root(root, &op.dest, OFlags::PATH | OFlags::DIRECTORY) {
+            let st = rustix::fs::fstat(&under).map_err(|e| fail(e.into()))?;
+            let mode = format!("mode={:04o}", st.st_mode & 0o7777);
+            data = if data.is_empty() {
+                mode
+            } else {
+                format!("{mode},{data}")
+            };
+        }
+    }
     let target = if op.is_bind() {
         let src = source_path.as_ref().expect("plan checked bind sources");
         let meta = std::fs::metadata(src)
@@ -242,7 +256,7 @@ pub(crate) fn mount_one(
         mkdir_all(root, &op.dest).map_err(fail)?
     };
     let tpath = fd_path(target.as_fd());
-    let data = (!op.data.is_empty()).then(|| cstr(&op.data));
+    let data = (!data.is_empty()).then(|| cstr(&data));
     let base_flags = op.flags & !(plan::MS_RDONLY | plan::MS_REMOUNT);
     match op.fstype.as_deref() {
         None => {
@@ -265,7 +279,26 @@ pub(crate) fn mount_one(
             } else {
                 op.flags & !plan::MS_REMOUNT
             };
+            // tmpcopyup: the directory the tmpfs will hide, opened before it is hidden.
+            let under = if op.copy_up {
+                let fd = rustix::fs::openat(
+                    &target,
+                    ".",
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| fail(e.into()))?;
+                Some(fd)
+            } else {
+                None
+            };
             sys::mount(Some(&src), &tpath, Some(&ty), flags, data.as_deref()).map_err(fail)?;
+            if let Some(under) = under {
+                let top = open_in_root(root, &op.dest, OFlags::RDONLY | OFlags::DIRECTORY)
+                    .map_err(fail)?;
+                copy_up(under.as_fd(), top.as_fd())
+                    .map_err(|e| Fail::io(format!("{what}: tmpcopyup"), e))?;
+            }
         }
     }
     // Re-open the target: the old fd still names the directory under the new mount.
@@ -284,12 +317,12 @@ pub(crate) fn mount_one(
         sys::mount(None, &mpath, None, *p, None)
             .map_err(|e| Fail::io(format!("{what}: setting propagation"), e))?;
     }
-    if op.recursive_attrs != 0 {
+    if op.recursive_attrs != 0 || op.recursive_clear != 0 {
         sys::mount_setattr(
             mounted.as_fd(),
             sys::mount_attr::AT_RECURSIVE,
             op.recursive_attrs,
-            0,
+            op.recursive_clear,
         )
         .map_err(|e| {
             Fail::io(
@@ -298,6 +331,92 @@ pub(crate) fn mount_one(
             )
         })?;
     }
+    Ok(())
+}
+
+/// `tmpcopyup`: copies the tree under `from` (the directory a tmpfs now hides) into `to` (the
+/// tmpfs), as runc does: directories, files, symlinks (as they are, never followed), device
+/// nodes, fifos and sockets, with their owners and modes; the tmpfs' root takes the owner and
+/// mode of the directory it hides. Hard links become copies. Every name is opened relative to
+/// its parent's fd with O_NOFOLLOW, so nothing in the image can lead the copy outside it.
+fn copy_up(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> io::Result<()> {
+    use rustix::fs::{AtFlags, Dir};
+    let st = rustix::fs::fstat(from)?;
+    for entry in Dir::read_from(from)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name == c"." || name == c".." {
+            continue;
+        }
+        let meta = rustix::fs::statat(from, name, AtFlags::SYMLINK_NOFOLLOW)?;
+        let perm = Mode::from_raw_mode(meta.st_mode & 0o7777);
+        let ty = FileType::from_raw_mode(meta.st_mode);
+        let owner = |fd: BorrowedFd<'_>, path: &std::ffi::CStr, flags: AtFlags| {
+            rustix::fs::chownat(
+                fd,
+                path,
+                Some(rustix::fs::Uid::from_raw(meta.st_uid)),
+                Some(rustix::fs::Gid::from_raw(meta.st_gid)),
+                flags,
+            )
+        };
+        let nofollow = OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        match ty {
+            FileType::Directory => {
+                rustix::fs::mkdirat(to, name, Mode::from_raw_mode(0o700))?;
+                let src = rustix::fs::openat(
+                    from,
+                    name,
+                    OFlags::RDONLY | OFlags::DIRECTORY | nofollow,
+                    Mode::empty(),
+                )?;
+                let dst = rustix::fs::openat(
+                    to,
+                    name,
+                    OFlags::RDONLY | OFlags::DIRECTORY | nofollow,
+                    Mode::empty(),
+                )?;
+                copy_up(src.as_fd(), dst.as_fd())?;
+            }
+            FileType::RegularFile => {
+                let src = rustix::fs::openat(from, name, OFlags::RDONLY | nofollow, Mode::empty())?;
+                let dst = rustix::fs::openat(
+                    to,
+                    name,
+                    OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | nofollow,
+                    Mode::from_raw_mode(0o600),
+                )?;
+                let mut src = std::fs::File::from(src);
+                let mut out = std::fs::File::from(dst);
+                io::copy(&mut src, &mut out)?;
+                rustix::fs::fchown(
+                    &out,
+                    Some(rustix::fs::Uid::from_raw(meta.st_uid)),
+                    Some(rustix::fs::Gid::from_raw(meta.st_gid)),
+                )?;
+                rustix::fs::fchmod(&out, perm)?;
+                continue;
+            }
+            FileType::Symlink => {
+                let target = rustix::fs::readlinkat(from, name, Vec::new())?;
+                rustix::fs::symlinkat(target.as_c_str(), to, name)?;
+                owner(to, name, AtFlags::SYMLINK_NOFOLLOW)?;
+                continue;
+            }
+            _ => {
+                rustix::fs::mknodat(to, name, ty, perm, meta.st_rdev)?;
+            }
+        }
+        // Owner before mode: a chown clears the set-id bits.
+        owner(to, name, AtFlags::SYMLINK_NOFOLLOW)?;
+        rustix::fs::chmodat(to, name, perm, AtFlags::empty())?;
+    }
+    rustix::fs::fchown(
+        to,
+        Some(rustix::fs::Uid::from_raw(st.st_uid)),
+        Some(rustix::fs::Gid::from_raw(st.st_gid)),
+    )?;
+    rustix::fs::fchmod(to, Mode::from_raw_mode(st.st_mode & 0o7777))?;
     Ok(())
 }
 

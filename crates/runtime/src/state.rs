@@ -26,6 +26,10 @@ pub struct State {
     /// Field 22 of /proc/<pid>/stat when the init was created: tells a reused pid apart.
     pub init_start_time: u64,
     pub cgroup_path: String,
+    /// With `--systemd-cgroup`: the transient unit (`runc-<id>.scope`) whose cgroup is
+    /// `cgroup_path`; `delete` stops it through systemd.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd_unit: Option<String>,
     #[serde(default)]
     pub poststart: Vec<Hook>,
     #[serde(default)]
@@ -116,6 +120,7 @@ impl State {
             annotations: spec.annotations.clone(),
             init_start_time: proc_stat(pid).map(|(_, t)| t).unwrap_or(0),
             cgroup_path: cgroup_path.to_string(),
+            systemd_unit: None,
             poststart: hooks.poststart.clone(),
             poststop: hooks.poststop.clone(),
         }
@@ -280,6 +285,7 @@ mod tests {
             annotations: Default::default(),
             init_start_time: start,
             cgroup_path: "/berth/x".into(),
+            systemd_unit: None,
             poststart: vec![],
             poststop: vec![],
         };

@@ -36,6 +36,10 @@ impl Runtime {
         let recorded = recorded_resources(&st, &dir)?;
         let plan = berth_cgroup::plan_update(&recorded, request);
         let cg = cgroup_of(&st)?;
+        if let Some(unit) = &st.systemd_unit {
+            // As runc: the scope's properties first, so a daemon-reload keeps the new limits.
+            crate::systemd_cgroup::set_limits(unit, &plan.write)?;
+        }
         cg.update(&plan.write).map_err(|source| Error::Cgroup {
             path: st.cgroup_path.clone(),
             source,
@@ -119,6 +123,7 @@ mod tests {
             annotations: Default::default(),
             init_start_time: 0,
             cgroup_path: "/berth/u".into(),
+            systemd_unit: None,
             poststart: vec![],
             poststop: vec![],
         }

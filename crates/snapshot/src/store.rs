@@ -3,9 +3,11 @@
 use std::collections::HashSet;
 use std::fs;
 use std::io::{self, Write};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use rustix::fs::{self as rfs, Mode, OFlags};
 use serde::{Deserialize, Serialize};
 
 use crate::lock::Lock;
@@ -229,7 +231,7 @@ impl Snapshots {
             })();
             if let Err(e) = r {
                 for d in done {
-                    let _ = self.release_one(bundle_id, d);
+                    let _ = self.release_one(bundle_id, d, &mut Vec::new());
                 }
                 return Err(e);
             }
@@ -238,9 +240,23 @@ impl Snapshots {
         Ok(())
     }
 
-    fn release_one(&self, bundle_id: &str, chain_id: &str) -> Result<bool, Error> {
+    fn release_one(
+        &self,
+        bundle_id: &str,
+        chain_id: &str,
+        held: &mut Vec<OwnedFd>,
+    ) -> Result<bool, Error> {
         let _lock = Lock::exclusive(&self.lock_path(chain_id)?)?;
         let p = self.snapshot_dir(chain_id)?.join("users").join(bundle_id);
+        // Opened before the unlink, so the caller may keep the inode: its block is freed at
+        // the last close (on a disk mounted with `discard` that waits for the device).
+        if let Ok(fd) = rfs::open(
+            &p,
+            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            held.push(fd);
+        }
         match fs::remove_file(&p) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
@@ -251,6 +267,16 @@ impl Snapshots {
     /// Forgets every use recorded for bundle `bundle_id`; returns the chain IDs it used.
     /// Idempotent.
     pub fn release(&self, bundle_id: &str) -> Result<Vec<String>, Error> {
+        self.release_holding(bundle_id, &mut Vec::new())
+    }
+
+    /// [`Snapshots::release`], with each removed `users/` file pushed to `held`, still open:
+    /// the caller decides where the last close (which frees the file's block) happens.
+    pub fn release_holding(
+        &self,
+        bundle_id: &str,
+        held: &mut Vec<OwnedFd>,
+    ) -> Result<Vec<String>, Error> {
         check_bundle_id(bundle_id)?;
         let mut released = Vec::new();
         for id in self.chain_ids()? {
@@ -259,7 +285,7 @@ impl Snapshots {
                 .join("users")
                 .join(bundle_id)
                 .exists()
-                && self.release_one(bundle_id, &id)?
+                && self.release_one(bundle_id, &id, held)?
             {
                 released.push(id);
             }
@@ -407,6 +433,34 @@ mod tests {
         s.remove(&id('a')).unwrap();
         assert!(!s.exists(&id('a')).unwrap());
         assert!(fs::read_dir(s.dir().join("tmp")).unwrap().next().is_none());
+    }
+
+    #[test]
+    fn release_holding_keeps_the_unlinked_users_files_open() {
+        let root = tempfile::tempdir().unwrap();
+        let s = Snapshots::open(root.path()).unwrap();
+        fake_commit(&s, &id('a'));
+        fake_commit(&s, &id('b'));
+        s.acquire("bundle-2", Path::new("/tmp/b2"), &[id('a'), id('b')])
+            .unwrap();
+        let mut held = Vec::new();
+        let released = s.release_holding("bundle-2", &mut held).unwrap();
+        assert_eq!(released, vec![id('a'), id('b')]);
+        assert!(s.users(&id('a')).unwrap().is_empty());
+        assert_eq!(held.len(), 2);
+        for fd in &held {
+            // The users file, unlinked but still open: its data is not freed yet.
+            let st = rfs::fstat(fd).unwrap();
+            assert_eq!(st.st_nlink, 0);
+            assert_eq!(st.st_size, "/tmp/b2\n".len() as i64);
+        }
+        // Idempotent: nothing more to release, nothing held.
+        let mut again = Vec::new();
+        assert!(s
+            .release_holding("bundle-2", &mut again)
+            .unwrap()
+            .is_empty());
+        assert!(again.is_empty());
     }
 
     #[test]

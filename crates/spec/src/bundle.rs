@@ -14,9 +14,11 @@
 //! already gone.
 
 use std::fs;
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+use rustix::fs::{self as rfs, AtFlags, Mode, OFlags};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
@@ -26,6 +28,7 @@ use crate::overlay::{self, Overlay};
 use crate::plan::{self, Host, Plan};
 use crate::rootfs::{self, Rootfs};
 use crate::seccomp::{parse_kernel, Arch};
+use crate::teardown;
 
 /// The record a bundle keeps of what it uses.
 pub const RECORD: &str = "berth-bundle.json";
@@ -257,9 +260,17 @@ pub fn record(dir: &Path) -> Result<Option<Record>, Error> {
 }
 
 /// Unmounts and deletes a bundle. `Ok(false)` when there was nothing to remove. A directory
-/// that does not look like a bundle (no `config.json`, `rootfs/` or record) is refused, so a
-/// mistyped path is never deleted.
-pub fn remove(dir: &Path) -> Result<bool, Error> {
+/// that does not look like a bundle (no `config.json`, `rootfs/`, `upper/` or record) is
+/// refused, so a mistyped path is never deleted.
+///
+/// Every inode unlinked is first opened (never following a symlink) and up to a cap of them
+/// are pushed to `held`, still open: their blocks are freed at the last close, which the
+/// caller may do in another process (on a disk mounted with `discard` each freeing waits for
+/// the device; docs/bundles.md). Dropping `held` frees them synchronously. Nothing is held
+/// for a bundle on tmpfs, where freeing costs nothing. The record and `config.json` are
+/// deleted last, so a removal that fails half-way (something mounted inside the bundle, an
+/// I/O error) leaves a bundle that a later `remove` deletes.
+pub fn remove(dir: &Path, held: &mut Vec<OwnedFd>) -> Result<bool, Error> {
     match fs::symlink_metadata(dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(Error::io("reading bundle", dir, e)),
@@ -287,9 +298,50 @@ pub fn remove(dir: &Path) -> Result<bool, Error> {
             std::io::Error::from(std::io::ErrorKind::ResourceBusy),
         ));
     }
-    fs::remove_dir_all(dir).map_err(|e| Error::io("removing bundle", dir, e))?;
+
+    // The bundle directory is opened from its parent, so it can be removed by name there
+    // (a path ending in `..` is resolved first).
+    let resolved;
+    let dir_named = if dir.file_name().is_some() {
+        dir
+    } else {
+        resolved = fs::canonicalize(dir).map_err(|e| Error::io("reading bundle", dir, e))?;
+        resolved.as_path()
+    };
+    let (Some(name), Some(parent)) = (dir_named.file_name(), dir_named.parent()) else {
+        return Err(Error::NotABundle {
+            path: dir.to_path_buf(),
+        });
+    };
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let parent_fd =
+        rfs::open(parent, dir_flags, Mode::empty()).map_err(|e| Error::io("opening", parent, e))?;
+    let top = rfs::openat(
+        &parent_fd,
+        name,
+        dir_flags | OFlags::NOFOLLOW,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::io("opening bundle", dir, e))?;
+    let on_tmpfs = rfs::fstatfs(&top).is_ok_and(|s| s.f_type == TMPFS_MAGIC);
+    let limit = if on_tmpfs { 0 } else { teardown::hold_cap() };
+    // Markers last (any one makes the directory a bundle to a later `remove`).
+    teardown::empty(&top, dir, &["config.json", RECORD], held, limit)?;
+    rfs::unlinkat(&parent_fd, name, AtFlags::REMOVEDIR)
+        .map_err(|e| Error::io("removing bundle", dir, e))?;
+    if held.len() < limit {
+        held.push(top);
+    }
     Ok(true)
 }
+
+/// `statfs.f_type` of tmpfs.
+const TMPFS_MAGIC: rfs::FsWord = 0x0102_1994;
 
 #[cfg(test)]
 mod tests {
@@ -298,11 +350,14 @@ mod tests {
     #[test]
     fn remove_is_a_no_op_when_gone_and_refuses_non_bundles() {
         let tmp = tempfile::tempdir().unwrap();
-        assert!(!remove(&tmp.path().join("gone")).unwrap());
+        assert!(!remove(&tmp.path().join("gone"), &mut Vec::new()).unwrap());
         let other = tmp.path().join("precious");
         fs::create_dir(&other).unwrap();
         fs::write(other.join("data"), "keep").unwrap();
-        assert!(matches!(remove(&other), Err(Error::NotABundle { .. })));
+        assert!(matches!(
+            remove(&other, &mut Vec::new()),
+            Err(Error::NotABundle { .. })
+        ));
         assert!(other.join("data").exists());
     }
 

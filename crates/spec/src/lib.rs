@@ -28,6 +28,7 @@ mod resources;
 mod rootfs;
 pub mod runtime;
 pub mod seccomp;
+mod teardown;
 pub mod user;
 
 pub use error::Error;

@@ -13,6 +13,8 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 mod bpf;
 mod clone3;
+mod detach;
+mod nsfd;
 
 pub use bpf::{
     bpf_prog_attach, bpf_prog_detach, bpf_prog_get_fd_by_id, bpf_prog_info, bpf_prog_load,
@@ -20,6 +22,8 @@ pub use bpf::{
     BPF_PROG_TYPE_CGROUP_DEVICE,
 };
 pub use clone3::{clone3_unavailable, clone_into_cgroup, CLONE_INTO_CGROUP};
+pub use detach::close_detached;
+pub use nsfd::{ns_owner, ns_parent, ns_type};
 
 fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
     if ret < 0 {
@@ -186,6 +190,14 @@ pub mod mount_attr {
     pub const NOSUID: u64 = 0x0000_0002;
     pub const NODEV: u64 = 0x0000_0004;
     pub const NOEXEC: u64 = 0x0000_0008;
+    /// The access-time mask: RELATIME (0), NOATIME and STRICTATIME are values within it, so a
+    /// change of access-time mode puts the whole mask in `attr_clr`.
+    pub const ATIME_MASK: u64 = 0x0000_0070;
+    pub const RELATIME: u64 = 0x0000_0000;
+    pub const NOATIME: u64 = 0x0000_0010;
+    pub const STRICTATIME: u64 = 0x0000_0020;
+    pub const NODIRATIME: u64 = 0x0000_0080;
+    pub const NOSYMFOLLOW: u64 = 0x0020_0000;
     pub const AT_RECURSIVE: u32 = 0x8000;
 }
 
