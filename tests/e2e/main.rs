@@ -17,6 +17,7 @@ mod run_exec;
 mod run_mounts;
 mod run_specgaps;
 mod run_systemd;
+mod run_systemd_hybrid;
 mod run_update;
 mod run_verbs;
 mod unpack;

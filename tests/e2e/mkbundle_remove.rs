@@ -254,7 +254,7 @@ fn live_processes_with(argv0: &Path, needle: &[u8]) -> Vec<u32> {
 #[test]
 fn remove_in_a_shell_substitution_does_not_wait_for_the_detached_process() {
     // The removed files are closed by a detached process. strace holds that process for
-    // 2 s (its first and only `read`, on the pipe it waits on; every process's first read is
+    // 5 s (its first and only `read`, on the pipe it waits on; every process's first read is
     // delayed, which for the others is at start-up). `$(berth-mkbundle --remove DIR)` must
     // return meanwhile: the detached process holds neither stdout nor stderr. Until it is
     // let go, the removed files' blocks are not free; then they are.
@@ -284,7 +284,7 @@ fn remove_in_a_shell_substitution_does_not_wait_for_the_detached_process() {
     let strace = Reaped(
         Command::new("strace")
             .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=read"])
-            .args(["-e", "inject=read:delay_enter=2000000:when=1"])
+            .args(["-e", "inject=read:delay_enter=5000000:when=1"])
             .args(["sh", "-c", &script])
             .stdin(Stdio::null())
             .stdout(Stdio::null())

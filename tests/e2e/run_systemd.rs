@@ -24,7 +24,9 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::{json, Value};
 
-use crate::lab::{read_config, stderr, wait_up_to, write_config, Bundle, Lab, Rt};
+use crate::lab::{
+    one_line_error, pass_in_guest, read_config, stderr, wait_up_to, write_config, Bundle, Lab, Rt,
+};
 
 /// Set in the guest, so that the test runs its cases instead of booting another guest.
 const IN_GUEST: &str = "BERTH_E2E_SYSTEMD_IN_GUEST";
@@ -34,11 +36,11 @@ fn unique(tag: &str) -> String {
 }
 
 /// `sd_booted()`: PID 1 is systemd when this directory exists.
-fn systemd_is_pid1() -> bool {
+pub(crate) fn systemd_is_pid1() -> bool {
     Path::new("/run/systemd/system").is_dir()
 }
 
-fn runtime_name(rt: Rt) -> &'static str {
+pub(crate) fn runtime_name(rt: Rt) -> &'static str {
     match rt {
         Rt::Berth => "berth-run",
         Rt::Runc => "runc",
@@ -82,7 +84,7 @@ const FILES_EXPECTED: &[(&str, &str)] = &[
 
 /// Scopes a test may leave behind when it fails half-way: stopped (and their failed state
 /// reset) on drop, pass or fail.
-struct Units(Vec<String>);
+pub(crate) struct Units(pub(crate) Vec<String>);
 
 impl Drop for Units {
     fn drop(&mut self) {
@@ -102,7 +104,7 @@ impl Drop for Units {
     }
 }
 
-fn systemctl(args: &[&str]) -> Output {
+pub(crate) fn systemctl(args: &[&str]) -> Output {
     Command::new("systemctl")
         .args(args)
         .stdin(Stdio::null())
@@ -173,15 +175,6 @@ fn call(lab: &Lab, rt: Rt, args: &[&str]) -> Output {
     lab.call_with(rt, &["--systemd-cgroup"], args)
 }
 
-/// The one-line error of a failed berth-run command.
-fn one_line_error(o: &Output, code: i32) -> String {
-    let err = stderr(o);
-    assert_eq!(o.status.code(), Some(code), "stderr: {err}");
-    assert_eq!(err.lines().count(), 1, "one line: {err:?}");
-    assert!(err.starts_with("berth-run: error: "), "{err}");
-    err
-}
-
 // ---- where PID 1 is not systemd: both runtimes refuse ----------------------------------------
 
 /// berth-run refuses `--systemd-cgroup` where PID 1 is not systemd, with exit 6 and one line,
@@ -242,35 +235,12 @@ fn systemd_cgroup_scopes_where_pid1_is_systemd() {
         // One boot for all cases (each takes seconds under emulation), and every case runs
         // even when an earlier one failed: the test then fails naming them all.
         let mut failed = Vec::new();
-        let berth = case("scope under berth-run", &mut failed, || {
-            scope_case(Rt::Berth)
-        });
-        let runc = case("scope under runc", &mut failed, || scope_case(Rt::Runc));
-        if let (Some(berth), Some(runc)) = (berth, runc) {
-            case("the differential", &mut failed, || {
-                assert_eq!(berth, runc, "berth-run and runc differ");
-            });
-        }
-        let berth = case("update under berth-run", &mut failed, || {
-            update_case(Rt::Berth)
-        });
-        let runc = case("update under runc", &mut failed, || update_case(Rt::Runc));
-        if let (Some(berth), Some(runc)) = (berth, runc) {
-            case("the update differential", &mut failed, || {
-                assert_eq!(berth, runc, "berth-run and runc differ after update");
-            });
-        }
-        let berth = case("verbs under berth-run", &mut failed, || {
-            verbs_case(Rt::Berth)
-        });
-        let runc = case("verbs under runc", &mut failed, || verbs_case(Rt::Runc));
-        if let (Some(berth), Some(runc)) = (berth, runc) {
-            case("the verbs differential", &mut failed, || {
-                assert_eq!(berth, runc, "berth-run and runc differ on exec/pause/ps");
-            });
-        }
+        differential("scope", &mut failed, scope_case);
+        differential("update", &mut failed, update_case);
+        differential("verbs", &mut failed, verbs_case);
         case("duplicate scope", &mut failed, duplicate_scope_is_refused);
         case("plain path", &mut failed, plain_path_is_refused);
+        case("failed create", &mut failed, failed_create_leaves_nothing);
         case(
             "foreground",
             &mut failed,
@@ -284,30 +254,11 @@ fn systemd_cgroup_scopes_where_pid1_is_systemd() {
         "PID 1 is not systemd in the guest either"
     );
     // Boot the lane's systemd guest and run this very test there.
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/test-cgroup2");
-    let exe = std::env::current_exe().unwrap();
-    let out = Command::new(&script)
-        .args(["--systemd", "--timeout", "300", "--", "env"])
-        .arg(format!("{IN_GUEST}=1"))
-        .arg(&exe)
-        .args([
-            "--exact",
-            "run_systemd::systemd_cgroup_scopes_where_pid1_is_systemd",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && text.contains("test result: ok. 1 passed"),
-        "the systemd cases failed in the guest (exit {:?}):\n{text}",
-        out.status.code()
+    let text = pass_in_guest(
+        &["--systemd", "--timeout", "300"],
+        IN_GUEST,
+        "run_systemd::systemd_cgroup_scopes_where_pid1_is_systemd",
+        "systemd",
     );
     // The cases and their times, and how long the guest took (scripts/test-cgroup2's lines).
     let shown = ["ok    ", "FAIL  ", "test-cgroup2: "];
@@ -316,6 +267,22 @@ fn systemd_cgroup_scopes_where_pid1_is_systemd() {
         .filter(|l| shown.iter().any(|p| l.starts_with(p)))
     {
         println!("{line}");
+    }
+}
+
+/// Runs `f` under berth-run, then under runc, then compares what they saw: three cases
+/// (`<what> under berth-run`, `<what> under runc`, `the <what> differential`).
+fn differential<T: PartialEq + std::fmt::Debug>(
+    what: &str,
+    failed: &mut Vec<String>,
+    f: impl Fn(Rt) -> T,
+) {
+    let berth = case(&format!("{what} under berth-run"), failed, || f(Rt::Berth));
+    let runc = case(&format!("{what} under runc"), failed, || f(Rt::Runc));
+    if let (Some(berth), Some(runc)) = (berth, runc) {
+        case(&format!("the {what} differential"), failed, || {
+            assert_eq!(berth, runc, "berth-run and runc differ ({what})");
+        });
     }
 }
 
@@ -755,6 +722,43 @@ fn plain_path_is_refused() {
             !Path::new("/sys/fs/cgroup/berth").join(&name).exists(),
             "{rtn}: cgroup left"
         );
+    }
+}
+
+/// A create that fails after systemd made the scope (a `unified` key the kernel does not
+/// have): no unit (`systemctl status` exits 4), no cgroup, no state is left, under both
+/// runtimes; berth-run says so in one line with exit 2.
+fn failed_create_leaves_nothing() {
+    println!("# a create that fails after the scope was made");
+    let lab = Lab::new();
+    for rt in [Rt::Berth, Rt::Runc] {
+        let rtn = runtime_name(rt);
+        let name = unique(&format!("fail-{}", rtn.replace('-', "")));
+        let unit = format!("berth-{name}.scope");
+        let _units = Units(vec![unit.clone()]);
+        let path = format!("system.slice:berth:{name}");
+        let mut res = resources();
+        res["unified"] = json!({"memory.no_such_file": "1"});
+        let b = bundle(&lab, &name, &path, "exec sleep 1000", res);
+        let out = call(
+            &lab,
+            rt,
+            &["create", "--bundle", b.to_str().unwrap(), &name],
+        );
+        assert!(!out.status.success(), "{rtn} accepted memory.no_such_file");
+        if rt == Rt::Berth {
+            let err = one_line_error(&out, 2);
+            assert!(err.contains("memory.no_such_file"), "{err}");
+        }
+        let root = match rt {
+            Rt::Berth => lab.state_root(),
+            Rt::Runc => lab.runc_root(),
+        };
+        assert!(!root.join(&name).exists(), "{rtn}: state left");
+        let dir = Path::new("/sys/fs/cgroup/system.slice").join(&unit);
+        wait_up_to("the failed scope to go", 10, || {
+            !dir.exists() && systemctl(&["status", &unit]).status.code() == Some(4)
+        });
     }
 }
 

@@ -35,8 +35,8 @@ struct Cli {
     debug: bool,
 
     /// Make the container's cgroup a systemd scope (cgroupsPath `slice:prefix:name`), as runc
-    /// does; needs systemd as PID 1 and a pure cgroup v2 host (create and run fail with exit
-    /// 6 otherwise; restore is refused).
+    /// does; needs systemd as PID 1 (cgroup v2, hybrid or v1; create and run fail with exit
+    /// 6 otherwise).
     #[arg(long, global = true)]
     systemd_cgroup: bool,
 
@@ -132,14 +132,14 @@ fn init_logging(cli: &Cli) -> std::io::Result<()> {
 }
 
 /// `--systemd-cgroup` for the verbs that make a cgroup, before anything is made: the bundle's
-/// cgroupsPath must be systemd's `slice:prefix:name` (exit 2), PID 1 must be systemd on a pure
-/// cgroup v2 host (exit 6; `run` too says 6, not 125), and `restore` is refused (6). `create`
-/// and `run` then hand the flag to the runtime. Other verbs act on the recorded state (the
+/// cgroupsPath must be systemd's `slice:prefix:name` (exit 2), PID 1 must be systemd (exit 6;
+/// `run` too says 6, not 125). `create`, `run` and `restore` then hand the flag to the
+/// runtime. Other verbs act on the recorded state (the
 /// scope is in it) and ignore the flag, as runc's do.
 fn systemd_cgroup_check(matches: &clap::ArgMatches) -> Result<(), (u8, String)> {
-    let Some((verb @ ("create" | "run" | "restore"), sub)) = matches.subcommand() else {
+    let Some(("create" | "run" | "restore", sub)) = matches.subcommand() else {
         return Ok(());
     };
     let (bundle, id) = systemd::bundle_and_id(sub);
-    systemd::check(&bundle, &id, verb == "restore")
+    systemd::check(&bundle, &id)
 }

@@ -1,16 +1,15 @@
-//! `--systemd-cgroup` at the front: the flag is per call, as in runc. `create` and `run` pass
-//! it to the runtime (berth_runtime::systemd_cgroup makes the scope through systemd and
-//! records it in the state, so later verbs act on it without the flag) after the checks
-//! here. `restore` cannot yet put criu's restored tree in a scope: it is refused with one
-//! line (exit 6).
+//! `--systemd-cgroup` at the front: the flag is per call, as in runc. `create`, `run` and
+//! `restore` pass it to the runtime (berth_runtime::systemd_cgroup makes the scope through
+//! systemd, around the init or, for `restore`, around criu, and records it in the state, so
+//! later verbs act on it without the flag) after the checks here.
 
 use std::path::{Path, PathBuf};
 
 use berth_runtime::systemd_cgroup;
 
-/// A malformed cgroupsPath is a usage error (2); a host without systemd or without a pure v2
-/// hierarchy, or a restore, is unsupported (6).
-pub(crate) fn check(bundle: &Path, id: &str, restore: bool) -> Result<(), (u8, String)> {
+/// A malformed cgroupsPath is a usage error (2); a host without systemd as PID 1 is
+/// unsupported (6).
+pub(crate) fn check(bundle: &Path, id: &str) -> Result<(), (u8, String)> {
     let config = bundle.join("config.json");
     let cgroups_path = std::fs::read(&config)
         .ok()
@@ -22,20 +21,10 @@ pub(crate) fn check(bundle: &Path, id: &str, restore: bool) -> Result<(), (u8, S
             format!("{}: {why}", config.display()),
         )
     })?;
-    let v2 = berth_cgroup::Layout::detect().is_ok_and(|l| l.is_v2());
-    if let Some(why) = systemd_cgroup::host_problem(Path::new(systemd_cgroup::SYSTEMD_RUN_DIR), v2)
-    {
+    if let Some(why) = systemd_cgroup::host_problem(Path::new(systemd_cgroup::SYSTEMD_RUN_DIR)) {
         return Err((berth_cli::exit::UNSUPPORTED, why));
     }
-    if !restore {
-        return Ok(());
-    }
-    Err((
-        berth_cli::exit::UNSUPPORTED,
-        "restore --systemd-cgroup: restoring into a systemd scope is not supported; restore \
-         without --systemd-cgroup"
-            .into(),
-    ))
+    Ok(())
 }
 
 /// The bundle and id of a `create`, `run` or `restore` command line.
@@ -60,17 +49,22 @@ mod tests {
             r#"{"linux":{"cgroupsPath":"/not/systemd"}}"#,
         )
         .unwrap();
-        let (code, why) = check(dir.path(), "c1", true).unwrap_err();
+        let (code, why) = check(dir.path(), "c1").unwrap_err();
         assert_eq!(code, berth_cli::exit::USAGE);
         assert!(why.contains("slice:prefix:name"), "{why}");
     }
 
     #[test]
-    fn restore_into_a_scope_is_refused_as_unsupported() {
+    fn a_host_without_systemd_is_unsupported() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("config.json"), "{}").unwrap();
-        let (code, why) = check(dir.path(), "c1", true).unwrap_err();
-        assert_eq!(code, berth_cli::exit::UNSUPPORTED);
-        assert!(why.contains("--systemd-cgroup"), "{why}");
+        let result = check(dir.path(), "c1");
+        if Path::new(systemd_cgroup::SYSTEMD_RUN_DIR).is_dir() {
+            assert_eq!(result, Ok(()));
+        } else {
+            let (code, why) = result.unwrap_err();
+            assert_eq!(code, berth_cli::exit::UNSUPPORTED);
+            assert!(why.contains("PID 1 is not systemd"), "{why}");
+        }
     }
 }

@@ -211,6 +211,34 @@ fn effective_list(rules: &[DeviceRule]) -> Result<DeviceList> {
     Ok(list)
 }
 
+/// What `rules` (then the defaults) leave, as a v1 devices cgroup would hold it: whether
+/// its default is allow (then the exceptions deny), and the exceptions, one rule each (`*`
+/// as `None`, access in `rwm` order, `allow` the opposite of the default). For the
+/// `--systemd-cgroup` driver's DevicePolicy/DeviceAllow properties on v1 hosts.
+pub fn device_list(rules: &[DeviceRule]) -> Result<(bool, Vec<DeviceRule>)> {
+    let list = effective_list(rules)?;
+    let exceptions = list
+        .exceptions
+        .iter()
+        .map(|e| {
+            let mut access = String::new();
+            for (bit, c) in [(ACC_READ, 'r'), (ACC_WRITE, 'w'), (ACC_MKNOD, 'm')] {
+                if e.access & bit != 0 {
+                    access.push(c);
+                }
+            }
+            DeviceRule {
+                allow: !list.default_allow,
+                kind: Some(e.kind.to_string()),
+                major: e.major.map(i64::from),
+                minor: e.minor.map(i64::from),
+                access: Some(access),
+            }
+        })
+        .collect();
+    Ok((list.default_allow, exceptions))
+}
+
 // --- instruction encoding (include/uapi/linux/bpf.h, bpf_common.h) --------------------------
 
 const R0: u8 = 0;
@@ -757,5 +785,35 @@ mod tests {
         }
         assert_eq!(rule(true, "c 5:* m").minor, None);
         assert!(parse_rule(true, "c 5").is_none());
+    }
+
+    #[test]
+    fn the_device_list_is_what_v1_would_hold() {
+        let deny_all = DeviceRule {
+            allow: false,
+            kind: Some("a".into()),
+            ..Default::default()
+        };
+        let (default_allow, allowed) = device_list(&[deny_all, rule(true, "c 10:200 rw")]).unwrap();
+        assert!(!default_allow);
+        assert!(allowed.iter().all(|r| r.allow));
+        let lines: Vec<String> = allowed.iter().map(crate::resources::device_line).collect();
+        assert!(lines.contains(&"c 10:200 rw".to_string()), "{lines:?}");
+        assert!(lines.contains(&"c 136:* rwm".to_string()), "{lines:?}");
+        assert!(lines.contains(&"b *:* m".to_string()), "{lines:?}");
+        assert_eq!(lines.len(), DEFAULT_ALLOWED.len() + 1, "{lines:?}");
+        // An allow-all default is a deny list: nothing systemd's DeviceAllow= can say.
+        let allow_all = DeviceRule {
+            allow: true,
+            kind: Some("a".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            device_list(std::slice::from_ref(&allow_all)).unwrap(),
+            (true, vec![])
+        );
+        let (default_allow, denied) = device_list(&[allow_all, rule(false, "c 10:200 w")]).unwrap();
+        assert!(default_allow);
+        assert_eq!(denied, vec![rule(false, "c 10:200 w")]);
     }
 }

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use berth_kind::{HasKind, Kind};
 
 pub use devices_bpf::{
-    attached_programs, program as device_program, PROGRAM_NAME as DEVICE_PROGRAM_NAME,
+    attached_programs, device_list, program as device_program, PROGRAM_NAME as DEVICE_PROGRAM_NAME,
 };
 
 pub use resources::{

@@ -203,6 +203,8 @@ pub struct RestoreOptions {
     pub no_subreaper: bool,
     pub no_pivot: bool,
     pub flags: CriuFlags,
+    /// `--systemd-cgroup`: criu is put in a new systemd scope before it restores into it.
+    pub systemd_cgroup: bool,
 }
 /// The CRIU name of a namespace flag, and whether criu takes it as external (net, pid)
 /// rather than through `--join-ns`.
@@ -359,6 +361,88 @@ fn run_criu(
     if out.status.success() {
         return Ok(());
     }
+    criu_failed(
+        criu,
+        action,
+        log,
+        keep_log,
+        &String::from_utf8_lossy(&out.stderr),
+        &out.status.to_string(),
+    )
+}
+
+/// `run_criu` for a restore into a systemd scope (runc applies its cgroup manager to criu's
+/// pid before criu restores): criu is forked and waits on a pipe until `hold` ran with its
+/// pid (starting the scope around it), then execs; without `hold`'s success it never runs.
+/// Its stdio is berth-run's, as for every restore.
+fn run_criu_held(
+    criu: &Path,
+    args: &[OsString],
+    action: &'static str,
+    log: &Path,
+    hold: &mut dyn FnMut(i32) -> crate::Result<()>,
+) -> Result<()> {
+    use std::io::{Read, Write};
+    use std::os::unix::process::CommandExt;
+    let (mut rx, mut tx) = io::pipe().map_err(|e| crate::Error::io("creating a pipe", e))?;
+    let pid = match berth_sys::clone_process(0) {
+        Err(e) => return Err(crate::Error::io("forking criu", e).into()),
+        Ok(berth_sys::Forked::Child) => {
+            drop(tx);
+            let mut go = [0u8; 1];
+            if !matches!(rx.read(&mut go), Ok(1)) {
+                berth_sys::exit_now(125);
+            }
+            drop(rx);
+            let e = Command::new(criu).args(args).exec();
+            let _ = writeln!(
+                io::stderr(),
+                "berth-run: error: executing {}: {e}",
+                criu.display()
+            );
+            berth_sys::exit_now(127)
+        }
+        Ok(berth_sys::Forked::Parent(pid)) => pid,
+    };
+    drop(rx);
+    let stop = |pid| {
+        let _ = berth_sys::kill(pid, libc::SIGKILL);
+        let _ = berth_sys::wait_child(pid, true);
+    };
+    if let Err(e) = hold(pid) {
+        stop(pid);
+        return Err(e.into());
+    }
+    if let Err(e) = tx.write_all(b"G") {
+        stop(pid);
+        return Err(crate::Error::io("starting criu", e).into());
+    }
+    drop(tx);
+    let exit = berth_sys::wait_child(pid, true)
+        .map_err(|e| crate::Error::io("waiting for criu", e))?
+        .map_or(-1, berth_sys::Exit::status);
+    if exit == 0 {
+        return Ok(());
+    }
+    if exit == 127 {
+        return Err(Error::CriuMissing {
+            criu: criu.to_path_buf(),
+            source: io::Error::new(io::ErrorKind::NotFound, "could not be executed"),
+        });
+    }
+    criu_failed(criu, action, log, true, "", &format!("exit status: {exit}"))
+}
+
+/// Why criu failed: unusable on this host (`criu check` fails), else the first error of its
+/// log, else the last line it printed, else its exit status.
+fn criu_failed(
+    criu: &Path,
+    action: &'static str,
+    log: &Path,
+    keep_log: bool,
+    stderr: &str,
+    status: &str,
+) -> Result<()> {
     // Why: criu that cannot work on this host at all (its own `criu check` fails, e.g. on
     // a kernel newer than it knows) is "unsupported"; otherwise the first error of its log.
     // Checked only after a failure, so that a working dump pays for no extra criu run.
@@ -366,13 +450,13 @@ fn run_criu(
     let text = fs::read_to_string(log).unwrap_or_default();
     let why = criu_error(&text)
         .or_else(|| {
-            let err = String::from_utf8_lossy(&out.stderr);
-            err.lines()
+            stderr
+                .lines()
                 .rev()
                 .find(|l| !l.trim().is_empty())
                 .map(str::to_string)
         })
-        .unwrap_or_else(|| out.status.to_string());
+        .unwrap_or_else(|| status.to_string());
     Err(Error::Criu {
         action,
         why,
@@ -551,5 +635,36 @@ mod tests {
         let e = check_criu(Path::new("/nonexistent/criu")).unwrap_err();
         assert_eq!(e.kind(), Kind::Unsupported);
         assert!(e.to_string().contains("/nonexistent/criu"), "{e}");
+    }
+
+    /// A held "criu" (here sh) runs only after `hold` succeeded, and not before it returned.
+    #[test]
+    fn a_held_criu_runs_only_after_its_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("ran");
+        let args: Vec<OsString> = vec![
+            "-c".into(),
+            format!("echo $$ > {}", marker.display()).into(),
+        ];
+        let log = dir.path().join("log");
+        let mut seen = 0;
+        run_criu_held(Path::new("/bin/sh"), &args, "restore", &log, &mut |pid| {
+            seen = pid;
+            // Held: forked, but not yet sh.
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            assert!(!marker.exists(), "ran before the hold returned");
+            Ok(())
+        })
+        .unwrap();
+        let ran: i32 = fs::read_to_string(&marker).unwrap().trim().parse().unwrap();
+        assert_eq!(ran, seen, "the pid given to hold is the one that ran");
+
+        fs::remove_file(&marker).unwrap();
+        let e = run_criu_held(Path::new("/bin/sh"), &args, "restore", &log, &mut |_| {
+            Err(crate::Error::Unsupported("no scope".into()))
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("no scope"), "{e}");
+        assert!(!marker.exists(), "ran although the hold failed");
     }
 }

@@ -105,6 +105,11 @@ impl Runtime {
         self
     }
 
+    /// Whether `--systemd-cgroup` was given (`restore` takes it in its options).
+    pub fn systemd_cgroup(&self) -> bool {
+        self.systemd_cgroup
+    }
+
     fn dir(&self, id: &str) -> PathBuf {
         self.root.join(id)
     }
@@ -308,7 +313,12 @@ impl Runtime {
         }
         let cgroup_views = cgroup_views(&layout, &cgroup);
         // The init joins its v1 cgroups itself through these (init.rs, join_v1_cgroups).
-        let cgroup_tasks = open_v1_tasks(&cgroup)?;
+        // With --systemd-cgroup the v1 directories exist only once systemd made the scope: the
+        // init is moved there from here (below).
+        let cgroup_tasks = match &scope {
+            Some(_) => Vec::new(),
+            None => open_v1_tasks(&cgroup)?,
+        };
 
         // Namespaces to join: opened here, with the host's paths.
         let mut joins = Vec::new();
@@ -442,6 +452,7 @@ impl Runtime {
                     stub,
                     cgroups: cgroup_views,
                     cgroup_tasks,
+                    go_first: scope.is_some() && !layout.is_v2(),
                     sigmask: old_mask,
                     state_json,
                 })
@@ -477,7 +488,16 @@ impl Runtime {
                 return Err(restore(e));
             }
             undo.systemd_unit = Some(scope.unit.clone());
-            apply_limits(&cgroup, &layout, linux.resources.as_ref())
+            // v1 controllers (as runc's legacy manager): systemd made the scope in name=systemd
+            // and the hierarchies it manages; the same path in every other one, the init in
+            // all of them, then the limits in every hierarchy.
+            let joined = if layout.is_v2() {
+                Ok(())
+            } else {
+                undo.cgroup = Some(cgroup.clone());
+                cgroup.create(&layout).and_then(|()| cgroup.add(pid))
+            };
+            joined.and_then(|()| apply_limits(&cgroup, &layout, linux.resources.as_ref()))
         } else if born_in_v2 || cgroup.v2.is_none() {
             Ok(())
         } else {

@@ -80,6 +80,10 @@ pub(crate) struct InitArgs<'a> {
     /// The `tasks` file of the container's cgroup in each v1 hierarchy, opened for writing by
     /// berth-run: the init moves itself there first (see [`join_v1_cgroups`]).
     pub cgroup_tasks: Vec<(PathBuf, OwnedFd)>,
+    /// The container's cgroup directories exist only once berth-run sends `Go`
+    /// (`--systemd-cgroup` with v1 hierarchies: systemd makes the scope around the init), so
+    /// the init waits for it before anything else, its cgroup mount included.
+    pub go_first: bool,
     pub sigmask: sys::SigSet,
     /// The OCI state (status `running`, pid 0 until the init fills in its own) for
     /// startContainer hooks.
@@ -125,7 +129,7 @@ fn setup(a: &mut InitArgs<'_>) -> Result<Never, Fail> {
     let user_joined = plan.namespaces.user_joined();
     // With offsets the init makes its time namespace itself (see enter_time_namespace).
     let own_timens = !plan.time_offsets.is_empty();
-    if new_user || new_cgroupns || own_timens {
+    if new_user || new_cgroupns || own_timens || a.go_first {
         // Ids must be mapped, and we must be in our cgroup before its namespace is made;
         // the time namespace is entered while we still hold CAP_SYS_ADMIN (below).
         wait_for(&mut a.chan, ToChild::Go, &mut got_go)?;

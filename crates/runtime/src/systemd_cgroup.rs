@@ -1,5 +1,6 @@
-//! `--systemd-cgroup`: runc's systemd cgroup driver, on a pure cgroup v2 host whose PID 1 is
-//! systemd. The spec's `cgroupsPath` is `slice:prefix:name` (runc's default
+//! `--systemd-cgroup`: runc's systemd cgroup driver, on a host whose PID 1 is systemd, with
+//! a pure cgroup v2 hierarchy (runc's v2 manager) or v1 controllers, hybrid or not (runc's
+//! legacy manager). The spec's `cgroupsPath` is `slice:prefix:name` (runc's default
 //! `system.slice:runc:<id>` when empty); the container's cgroup is the transient scope
 //! `<prefix>-<name>.scope` in that slice, which systemd makes around the init:
 //!
@@ -9,6 +10,11 @@
 //!    `JobRemoved` signal, then /proc/<init>/cgroup must name the scope;
 //! 3. the limits are written to the scope's files too (as runc does), with the device eBPF
 //!    program and `unified` keys, through berth-cgroup; then the init goes on.
+//!
+//! With v1 controllers (`legacy`): the properties are runc's v1 ones (MemoryLimit, CPUShares,
+//! BlockIOWeight...); systemd makes the scope in name=systemd, the unified tree and the
+//! controllers it manages; container.rs makes the same path in every other hierarchy (cpuset,
+//! freezer, net_cls...) and moves the init there, then writes the limits to every hierarchy.
 //!
 //! `delete` kills what is left, then `StopUnit` and waits for its job (a unit already gone,
 //! as a scope is once empty, is fine). The unit's name is kept in the state, so later verbs
@@ -43,6 +49,8 @@ pub struct Scope {
     pub name: String,
     /// Extra unit properties from `org.systemd.property.<Name>` annotations, sent last.
     pub extra: Vec<Property>,
+    /// The host has v1 controllers (hybrid or v1): runc's legacy properties.
+    pub legacy: bool,
 }
 
 /// Parses `slice:prefix:name` (or the default for an empty path).
@@ -94,6 +102,7 @@ pub fn parse(cgroups_path: Option<&str>, id: &str) -> std::result::Result<Scope,
         unit,
         name: name.to_string(),
         extra: Vec::new(),
+        legacy: false,
     })
 }
 
@@ -223,13 +232,27 @@ pub(crate) fn scope_for(
     };
     let mut scope = parse(linux.cgroups_path.as_deref(), id).map_err(spec_err)?;
     scope.extra = annotation_properties(&spec.annotations).map_err(spec_err)?;
-    if let Some(why) = host_problem(Path::new(SYSTEMD_RUN_DIR), layout.is_v2()) {
+    if let Some(why) = host_problem(Path::new(SYSTEMD_RUN_DIR)) {
         return Err(Error::Unsupported(why));
+    }
+    scope.legacy = !layout.is_v2();
+    if scope.legacy {
+        if let Some(key) = linux
+            .resources
+            .as_ref()
+            .and_then(|r| r.unified.keys().next())
+        {
+            // As runc's legacy manager (ErrV1NoUnified).
+            return Err(spec_err(format!(
+                "linux.resources.unified {key:?}: this host has cgroup v1 controllers, where \
+                 unified keys cannot be set"
+            )));
+        }
     }
     Ok(scope)
 }
 
-/// The unit's properties, as runc's unified (v2) manager sets them for `pid`.
+/// The unit's properties, as runc's unified (v2) or legacy (v1) manager sets them for `pid`.
 pub(crate) fn unit_properties(scope: &Scope, pid: i32, res: Option<&Resources>) -> Vec<Property> {
     let mut props: Vec<Property> = vec![(
         "Description".into(),
@@ -249,17 +272,21 @@ pub(crate) fn unit_properties(scope: &Scope, pid: i32, res: Option<&Resources>) 
         "PIDs".into(),
         Value::Array("u".into(), vec![Value::U32(pid as u32)]),
     ));
-    for p in [
-        "MemoryAccounting",
-        "CPUAccounting",
-        "IOAccounting",
-        "TasksAccounting",
-    ] {
+    let io = if scope.legacy {
+        "BlockIOAccounting"
+    } else {
+        "IOAccounting"
+    };
+    for p in ["MemoryAccounting", "CPUAccounting", io, "TasksAccounting"] {
         props.push((p.into(), Value::Bool(true)));
     }
     props.push(("DefaultDependencies".into(), Value::Bool(false)));
     if let Some(res) = res {
-        props.extend(resource_properties(res));
+        props.extend(if scope.legacy {
+            legacy_resource_properties(res)
+        } else {
+            resource_properties(res)
+        });
     }
     // As runc: the annotations last, so they can override what berth sets.
     props.extend(scope.extra.iter().cloned());
@@ -322,6 +349,157 @@ pub(crate) fn resource_properties(res: &Resources) -> Vec<Property> {
         unified_property(&mut props, key, value.trim());
     }
     props
+}
+
+/// linux.resources as the properties runc's legacy (v1) manager sets
+/// (genV1ResourcesProperties): the device list first, then v1's own units, no conversion.
+pub(crate) fn legacy_resource_properties(res: &Resources) -> Vec<Property> {
+    let mut props = device_properties(
+        &res.devices,
+        Path::new("/proc/devices"),
+        Path::new("/sys/dev"),
+    );
+    if let Some(limit) = res
+        .memory
+        .as_ref()
+        .and_then(|m| m.limit)
+        .filter(|l| *l != 0)
+    {
+        // runc: uint64(r.Memory), so -1 is infinity.
+        props.push(("MemoryLimit".into(), Value::U64(limit as u64)));
+    }
+    if let Some(c) = &res.cpu {
+        if let Some(s) = c.shares.filter(|s| *s != 0) {
+            props.push(("CPUShares".into(), Value::U64(s)));
+        }
+        cpu_quota(&mut props, c.quota.unwrap_or(0), c.period.unwrap_or(0));
+    }
+    if let Some(w) = res
+        .block_io
+        .as_ref()
+        .and_then(|b| b.weight)
+        .filter(|w| *w != 0)
+    {
+        props.push(("BlockIOWeight".into(), Value::U64(u64::from(w))));
+    }
+    if let Some(p) = &res.pids {
+        if p.limit > 0 || p.limit == -1 {
+            props.push(("TasksMax".into(), Value::U64(max_or(p.limit))));
+        }
+    }
+    if let Some(c) = &res.cpu {
+        for (value, name) in [(&c.cpus, "AllowedCPUs"), (&c.mems, "AllowedMemoryNodes")] {
+            if let Some(bits) = value
+                .as_deref()
+                .filter(|v| !v.is_empty())
+                .and_then(|v| range_to_bits(v).ok())
+            {
+                props.push((name.into(), bytes(bits)));
+            }
+        }
+    }
+    props
+}
+
+/// DevicePolicy and DeviceAllow for the devices rules, as runc's generateDeviceProperties:
+/// on v1 systemd writes the unit's list to devices.allow/deny whenever it realizes the unit
+/// (a `daemon-reload` too), so without them a reload would allow every device. Strict
+/// policy with the final allow-list; a list that allows all is DevicePolicy=auto; a deny
+/// list (which DeviceAllow= cannot say) is strict and empty, as runc (the files hold the
+/// real list until systemd rewrites them). No rules: berth writes none, and sends none.
+/// `n:*` becomes `char-<name>` from /proc/devices, `n:m` `/dev/char/n:m` where /sys/dev has
+/// it (others are skipped with a warning, as runc).
+fn device_properties(
+    rules: &[berth_cgroup::DeviceRule],
+    proc_devices: &Path,
+    sys_dev: &Path,
+) -> Vec<Property> {
+    if rules.is_empty() {
+        return Vec::new();
+    }
+    // A bad rule: the file write that follows reports it.
+    let Ok((default_allow, exceptions)) = berth_cgroup::device_list(rules) else {
+        return Vec::new();
+    };
+    let entry =
+        |path: String, perms: &str| Value::Struct(vec![Value::str(path), Value::str(perms)]);
+    if default_allow && exceptions.is_empty() {
+        return vec![
+            ("DevicePolicy".into(), Value::str("auto")),
+            (
+                "DeviceAllow".into(),
+                Value::Array("(ss)".into(), Vec::new()),
+            ),
+        ];
+    }
+    let mut props: Vec<Property> = vec![
+        ("DevicePolicy".into(), Value::str("strict")),
+        (
+            "DeviceAllow".into(),
+            Value::Array("(ss)".into(), Vec::new()),
+        ),
+    ];
+    if default_allow {
+        tracing::warn!(
+            "systemd cannot express a device deny list: the scope's DeviceAllow= is empty (deny \
+             all) and only the cgroup files hold the rules"
+        );
+        return props;
+    }
+    let groups = std::fs::read_to_string(proc_devices).unwrap_or_default();
+    for rule in exceptions {
+        let (kind, class) = match rule.kind.as_deref() {
+            Some("b") => ("block", "Block devices:"),
+            _ => ("char", "Character devices:"),
+        };
+        let perms = rule.access.as_deref().unwrap_or("rwm");
+        let path = match (rule.major, rule.minor) {
+            (None, _) => format!("{kind}-*"),
+            (Some(major), None) => match device_group(&groups, class, major) {
+                Some(name) => format!("{kind}-{name}"),
+                None => {
+                    tracing::warn!("skipping device {kind} {major}:* for systemd: no such major in /proc/devices");
+                    continue;
+                }
+            },
+            (Some(major), Some(minor)) => {
+                if !sys_dev.join(kind).join(format!("{major}:{minor}")).exists() {
+                    tracing::warn!(
+                        "skipping device /dev/{kind}/{major}:{minor} for systemd: not in {}",
+                        sys_dev.display()
+                    );
+                    continue;
+                }
+                format!("/dev/{kind}/{major}:{minor}")
+            }
+        };
+        props.push((
+            "DeviceAllow".into(),
+            Value::Array("(ss)".into(), vec![entry(path, perms)]),
+        ));
+    }
+    props
+}
+
+/// The name /proc/devices gives `major` in its `class` section ("Character devices:").
+fn device_group(proc_devices: &str, class: &str, major: i64) -> Option<String> {
+    let mut in_class = false;
+    for line in proc_devices.lines() {
+        let line = line.trim();
+        if line.ends_with(':') {
+            in_class = line == class;
+            continue;
+        }
+        if !in_class {
+            continue;
+        }
+        if let Some((n, name)) = line.split_once(' ') {
+            if n.parse::<i64>().ok() == Some(major) {
+                return Some(name.trim().to_string());
+            }
+        }
+    }
+    None
 }
 
 fn bytes(bits: Vec<u8>) -> Value {
@@ -442,11 +620,10 @@ pub(crate) fn start(scope: &Scope, pid: i32, res: Option<&Resources>) -> Result<
         }
     }
     // The job is done, so the pid should be there; check rather than trust.
-    let want = format!("0::{}", scope.cgroup);
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let now = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
-        if now.lines().any(|l| l == want) {
+        if in_scope(&now, &scope.cgroup, scope.legacy) {
             return Ok(());
         }
         if Instant::now() > deadline {
@@ -466,9 +643,30 @@ pub(crate) fn start(scope: &Scope, pid: i32, res: Option<&Resources>) -> Result<
     }
 }
 
-/// `update`: the new limits as the unit's runtime properties (SetUnitProperties).
+/// Whether /proc/<pid>/cgroup text shows the process in `cgroup`: in the v2 hierarchy, or,
+/// with v1 controllers, in systemd's own named hierarchy (where systemd tracks its units).
+fn in_scope(proc_cgroup: &str, cgroup: &str, legacy: bool) -> bool {
+    proc_cgroup.lines().any(|line| {
+        let mut f = line.splitn(3, ':');
+        let (_, names, path) = (f.next(), f.next(), f.next());
+        let hierarchy = if legacy {
+            Some("name=systemd")
+        } else {
+            Some("")
+        };
+        names == hierarchy && path == Some(cgroup)
+    })
+}
+
+/// `update`: the new limits as the unit's runtime properties (SetUnitProperties), v1 or v2
+/// ones as the host has.
 pub(crate) fn set_limits(unit: &str, res: &Resources) -> Result<()> {
-    let props = resource_properties(res);
+    let legacy = berth_cgroup::Layout::detect().is_ok_and(|l| !l.is_v2());
+    let props = if legacy {
+        legacy_resource_properties(res)
+    } else {
+        resource_properties(res)
+    };
     if !props.is_empty() {
         Systemd::connect()?.set_unit_properties(unit, &props)?;
     }
@@ -482,7 +680,7 @@ pub(crate) fn stop(unit: &str) -> Result<()> {
 }
 
 /// Why this host cannot run `--systemd-cgroup` containers, or None when it can.
-pub fn host_problem(run_dir: &Path, layout_is_v2: bool) -> Option<String> {
+pub fn host_problem(run_dir: &Path) -> Option<String> {
     if !run_dir.is_dir() {
         let init = std::fs::read_to_string("/proc/1/comm").unwrap_or_default();
         return Some(format!(
@@ -491,13 +689,6 @@ pub fn host_problem(run_dir: &Path, layout_is_v2: bool) -> Option<String> {
             run_dir.display(),
             init.trim()
         ));
-    }
-    if !layout_is_v2 {
-        return Some(
-            "--systemd-cgroup: only pure cgroup v2 hosts are supported (this host mounts v1 \
-             hierarchies): run without --systemd-cgroup"
-                .into(),
-        );
     }
     None
 }
@@ -545,11 +736,9 @@ mod tests {
     #[test]
     fn a_host_without_systemd_is_named() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(host_problem(dir.path(), true).is_none());
-        let why = host_problem(&dir.path().join("absent"), true).unwrap();
+        assert!(host_problem(dir.path()).is_none());
+        let why = host_problem(&dir.path().join("absent")).unwrap();
         assert!(why.contains("PID 1 is not systemd"), "{why}");
-        let v1 = host_problem(dir.path(), false).unwrap();
-        assert!(v1.contains("cgroup v2"), "{v1}");
     }
 
     fn prop<'a>(props: &'a [Property], name: &str) -> Option<&'a Value> {
@@ -700,6 +889,152 @@ mod tests {
             let e = annotation_properties(&one).unwrap_err();
             assert!(e.contains(why) && e.contains(k), "{k}={v}: {e}");
         }
+    }
+
+    #[test]
+    fn legacy_hosts_get_runcs_v1_properties() {
+        let res = Resources {
+            memory: Some(Memory {
+                limit: Some(64 << 20),
+                swap: Some(128 << 20),
+                ..Memory::default()
+            }),
+            cpu: Some(Cpu {
+                shares: Some(512),
+                quota: Some(50_000),
+                period: Some(100_000),
+                cpus: Some("0".into()),
+                ..Cpu::default()
+            }),
+            pids: Some(Pids { limit: 32 }),
+            block_io: Some(BlockIo {
+                weight: Some(300),
+                ..BlockIo::default()
+            }),
+            ..Resources::default()
+        };
+        let scope = Scope {
+            legacy: true,
+            ..parse(Some("system.slice:berth:c1"), "c1").unwrap()
+        };
+        let p = unit_properties(&scope, 7, Some(&res));
+        let names: Vec<&str> = p.iter().map(|(k, _)| k.as_str()).collect();
+        assert!(names.contains(&"BlockIOAccounting"), "{names:?}");
+        for v2_only in [
+            "IOAccounting",
+            "MemoryMax",
+            "MemorySwapMax",
+            "CPUWeight",
+            "IOWeight",
+        ] {
+            assert!(!names.contains(&v2_only), "{v2_only} in {names:?}");
+        }
+        assert_eq!(prop(&p, "MemoryLimit"), Some(&Value::U64(64 << 20)));
+        assert_eq!(prop(&p, "CPUShares"), Some(&Value::U64(512)));
+        assert_eq!(prop(&p, "CPUQuotaPerSecUSec"), Some(&Value::U64(500_000)));
+        assert_eq!(prop(&p, "CPUQuotaPeriodUSec"), Some(&Value::U64(100_000)));
+        assert_eq!(prop(&p, "BlockIOWeight"), Some(&Value::U64(300)));
+        assert_eq!(prop(&p, "TasksMax"), Some(&Value::U64(32)));
+        assert_eq!(prop(&p, "AllowedCPUs"), Some(&bytes(vec![1])));
+        // runc: uint64(-1) for an unlimited memory.
+        let unlimited = Resources {
+            memory: Some(Memory {
+                limit: Some(-1),
+                ..Memory::default()
+            }),
+            ..Resources::default()
+        };
+        assert_eq!(
+            legacy_resource_properties(&unlimited),
+            vec![("MemoryLimit".into(), Value::U64(u64::MAX))]
+        );
+    }
+
+    #[test]
+    fn device_rules_become_runcs_device_properties() {
+        let dir = tempfile::tempdir().unwrap();
+        let sys_dev = dir.path().join("sys-dev");
+        std::fs::create_dir_all(sys_dev.join("char/1:3")).unwrap();
+        let proc_devices = dir.path().join("devices");
+        std::fs::write(
+            &proc_devices,
+            "Character devices:\n  1 mem\n136 pts\n\nBlock devices:\n  8 sd\n",
+        )
+        .unwrap();
+        let rule =
+            |allow: bool, kind: &str, major: Option<i64>, minor: Option<i64>, access: &str| {
+                berth_cgroup::DeviceRule {
+                    allow,
+                    kind: Some(kind.into()),
+                    major,
+                    minor,
+                    access: Some(access.into()),
+                }
+            };
+        let deny_all = rule(false, "a", None, None, "rwm");
+        let p = device_properties(
+            &[deny_all.clone(), rule(true, "b", Some(8), None, "r")],
+            &proc_devices,
+            &sys_dev,
+        );
+        let allowed: Vec<(String, String)> = p
+            .iter()
+            .filter(|(k, _)| k == "DeviceAllow")
+            .flat_map(|(_, v)| match v {
+                Value::Array(_, items) => items.clone(),
+                _ => panic!("{v:?}"),
+            })
+            .map(|e| match e {
+                Value::Struct(f) => match &f[..] {
+                    [Value::Str(a), Value::Str(b)] => (a.clone(), b.clone()),
+                    _ => panic!("{f:?}"),
+                },
+                _ => panic!("{e:?}"),
+            })
+            .collect();
+        assert_eq!(p[0], ("DevicePolicy".into(), Value::str("strict")));
+        let has = |path: &str, perms: &str| allowed.contains(&(path.into(), perms.into()));
+        assert!(has("block-sd", "r"), "{allowed:?}");
+        assert!(has("char-pts", "rwm"), "{allowed:?}");
+        assert!(has("char-*", "m") && has("block-*", "m"), "{allowed:?}");
+        assert!(has("/dev/char/1:3", "rwm"), "{allowed:?}");
+        // Not in this /sys/dev: skipped, as runc skips it.
+        assert!(
+            !allowed.iter().any(|(p, _)| p == "/dev/char/1:5"),
+            "{allowed:?}"
+        );
+        let allow_all = device_properties(
+            &[rule(true, "a", None, None, "rwm")],
+            &proc_devices,
+            &sys_dev,
+        );
+        assert_eq!(allow_all[0], ("DevicePolicy".into(), Value::str("auto")));
+        assert!(device_properties(&[], &proc_devices, &sys_dev).is_empty());
+        let deny_list = device_properties(
+            &[
+                rule(true, "a", None, None, "rwm"),
+                rule(false, "c", Some(10), Some(200), "rwm"),
+            ],
+            &proc_devices,
+            &sys_dev,
+        );
+        assert_eq!(deny_list.len(), 2, "strict and empty: {deny_list:?}");
+    }
+
+    #[test]
+    fn the_init_is_found_in_its_scope_per_hierarchy() {
+        let hybrid = "13:rdma:/\n8:memory:/system.slice/b-1.scope\n\
+                      1:name=systemd:/system.slice/b-1.scope\n0::/system.slice/b-1.scope\n";
+        assert!(in_scope(hybrid, "/system.slice/b-1.scope", true));
+        assert!(in_scope(hybrid, "/system.slice/b-1.scope", false));
+        let moved_elsewhere =
+            "1:name=systemd:/system.slice/x.service\n0::/system.slice/b-1.scope\n";
+        assert!(!in_scope(moved_elsewhere, "/system.slice/b-1.scope", true));
+        assert!(!in_scope(
+            "0::/system.slice/b-1.scope.x\n",
+            "/system.slice/b-1.scope",
+            false
+        ));
     }
 
     #[test]

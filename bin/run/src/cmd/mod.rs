@@ -135,7 +135,7 @@ pub(crate) fn dispatch(
         Command::Events(a) => events::run(rt, a),
         Command::Exec(a) => exec::run(rt, a),
         Command::Checkpoint(a) => checkpoint::run(root, a),
-        Command::Restore(a) => restore::run(root, a),
+        Command::Restore(a) => restore::run(root, a, rt.systemd_cgroup()),
     }
 }
 

@@ -53,7 +53,11 @@ pub(crate) struct RestoreArgs {
     id: String,
 }
 
-pub(crate) fn run(root: &std::path::Path, a: RestoreArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(
+    root: &std::path::Path,
+    a: RestoreArgs,
+    systemd_cgroup: bool,
+) -> anyhow::Result<ExitCode> {
     let opts = RestoreOptions {
         criu: a.criu.binary(),
         image_path: a.criu.image_path(a.image_path)?,
@@ -65,6 +69,7 @@ pub(crate) fn run(root: &std::path::Path, a: RestoreArgs) -> anyhow::Result<Exit
         no_subreaper: a.no_subreaper,
         no_pivot: a.no_pivot,
         flags: a.criu.flags()?,
+        systemd_cgroup,
     };
     // Until the container exists, failures are berth-run's own with the documented exit
     // codes (6: criu missing or unusable); after that, in the foreground, its status.

@@ -12,8 +12,8 @@ use berth_sys as sys;
 
 use super::args::{external_sources, restore_args, RestoreInput, StdioEntry};
 use super::{
-    cgroup_of, ext_ns_key, load_plan, ns_name, run_criu, Error, RestoreOptions, Result, CRIU_PID,
-    CRIU_ROOT, RESTORE_LOG, STDIO,
+    cgroup_of, ext_ns_key, load_plan, ns_name, run_criu, run_criu_held, Error, RestoreOptions,
+    Result, CRIU_PID, CRIU_ROOT, RESTORE_LOG, STDIO,
 };
 use crate::plan;
 use crate::state::{self, check_id, State};
@@ -24,6 +24,8 @@ struct Undo {
     dir: Option<PathBuf>,
     cgroup: Option<Cgroup>,
     mounted: Option<CString>,
+    /// The systemd scope started around criu (`--systemd-cgroup`).
+    systemd_unit: Option<String>,
 }
 
 impl Drop for Undo {
@@ -41,6 +43,11 @@ impl Drop for Undo {
                     let _ = sys::kill(pid, libc::SIGKILL);
                 }
                 std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            if let Some(unit) = self.systemd_unit.take() {
+                if let Err(e) = crate::systemd_cgroup::stop(&unit) {
+                    tracing::warn!("{e}");
+                }
             }
             let _ = cg.remove();
         }
@@ -111,24 +118,42 @@ pub fn restore(root: &Path, id: &str, opts: &RestoreOptions) -> Result<i32> {
         dir: Some(dir.clone()),
         cgroup: None,
         mounted: None,
+        systemd_unit: None,
     };
 
-    let cg_path =
-        berth_cgroup::resolve_path(linux.cgroups_path.as_deref(), id).map_err(|source| {
-            crate::Error::Cgroup {
-                path: String::new(),
-                source,
-            }
+    // With --systemd-cgroup the cgroup is a scope that systemd makes around criu, right
+    // before criu restores into it (below), as runc does.
+    let scope = if opts.systemd_cgroup {
+        let layout = berth_cgroup::Layout::detect().map_err(|source| crate::Error::Cgroup {
+            path: String::new(),
+            source,
         })?;
+        let config = bundle.join("config.json");
+        Some(crate::systemd_cgroup::scope_for(
+            &spec, &linux, id, &config, &layout,
+        )?)
+    } else {
+        None
+    };
+    let cg_path = match &scope {
+        Some(s) => Ok(s.cgroup.clone()),
+        None => berth_cgroup::resolve_path(linux.cgroups_path.as_deref(), id),
+    }
+    .map_err(|source| crate::Error::Cgroup {
+        path: String::new(),
+        source,
+    })?;
     let (layout, cgroup) = cgroup_of(&cg_path)?;
     let cg_err = |source| crate::Error::Cgroup {
         path: cg_path.clone(),
         source,
     };
-    cgroup.create(&layout).map_err(cg_err)?;
-    undo.cgroup = Some(cgroup.clone());
-    if let Some(res) = &linux.resources {
-        cgroup.apply(res).map_err(cg_err)?;
+    if scope.is_none() {
+        cgroup.create(&layout).map_err(cg_err)?;
+        undo.cgroup = Some(cgroup.clone());
+        if let Some(res) = &linux.resources {
+            cgroup.apply(res).map_err(cg_err)?;
+        }
     }
 
     // criu's root must be a mount point whose parent is not overmounted.
@@ -197,14 +222,35 @@ pub fn restore(root: &Path, id: &str, opts: &RestoreOptions) -> Result<i32> {
         join_ns,
     };
     let log_dir = opts.work_path.as_ref().unwrap_or(&opts.image_path);
-    run_criu(
-        &opts.criu,
-        &restore_args(&input, &opts.flags),
-        "restore",
-        &log_dir.join(RESTORE_LOG),
-        true,
-        true,
-    )?;
+    let args = restore_args(&input, &opts.flags);
+    let log = log_dir.join(RESTORE_LOG);
+    match &scope {
+        None => run_criu(&opts.criu, &args, "restore", &log, true, true)?,
+        Some(scope) => {
+            // criu in the scope (and, with v1 controllers, in the same path of every other
+            // hierarchy), with the limits, before it restores the container there.
+            let mut hold = |pid: i32| -> crate::Result<()> {
+                crate::systemd_cgroup::start(scope, pid, linux.resources.as_ref())?;
+                undo.systemd_unit = Some(scope.unit.clone());
+                undo.cgroup = Some(cgroup.clone());
+                let joined = if layout.is_v2() {
+                    Ok(())
+                } else {
+                    cgroup.create(&layout).and_then(|()| cgroup.add(pid))
+                };
+                joined
+                    .and_then(|()| match &linux.resources {
+                        Some(res) => cgroup.apply(res),
+                        None => Ok(()),
+                    })
+                    .map_err(|source| crate::Error::Cgroup {
+                        path: cg_path.clone(),
+                        source,
+                    })
+            };
+            run_criu_held(&opts.criu, &args, "restore", &log, &mut hold)?;
+        }
+    }
     drop(ns_fds);
     if let Some(target) = undo.mounted.take() {
         let _ = sys::umount(&target, libc::MNT_DETACH);
@@ -223,13 +269,15 @@ pub fn restore(root: &Path, id: &str, opts: &RestoreOptions) -> Result<i32> {
         log: None,
     })?;
     let hooks = spec.hooks.clone().unwrap_or_default();
-    let st = State::of_init(&spec, id, pid, &bundle, &plan.rootfs, &cg_path, &hooks);
+    let mut st = State::of_init(&spec, id, pid, &bundle, &plan.rootfs, &cg_path, &hooks);
+    st.systemd_unit = scope.map(|s| s.unit);
     st.save(&dir)?;
     if let Some(p) = &opts.pid_file {
         crate::container::write_pid_file(p, pid)?;
     }
     undo.dir = None;
     undo.cgroup = None;
+    undo.systemd_unit = None;
     if opts.detach {
         return Ok(0);
     }
