@@ -164,3 +164,39 @@ fn tmpfs_modes_fifos_and_leaving_an_access_time_mode() {
          copied up; ratime after rnoatime gives relatime"
     );
 }
+
+#[test]
+fn a_tmpcopyup_tree_too_deep_is_one_line_and_leaves_nothing() {
+    let lab = Lab::new();
+    let id = unique("deep");
+    let mut config = minimal_config(&format!("/berth/{id}"), &["true"]);
+    config["mounts"].as_array_mut().unwrap().push(
+        json!({"destination": "/seed", "type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup"]}),
+    );
+    let bundle = Bundle::new(lab.path().join("bundle"))
+        .applets(&["true"])
+        .dirs(&["proc", "dev"])
+        .write(&config);
+    let mut deep = bundle.join("rootfs/seed");
+    for _ in 0..300 {
+        deep.push("d");
+    }
+    std::fs::create_dir_all(&deep).unwrap();
+
+    let out = lab.call(
+        Rt::Berth,
+        &["run", "--bundle", bundle.to_str().unwrap(), &id],
+    );
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("mount /seed: tmpcopyup") && err.contains("deeper than 256"),
+        "{err}"
+    );
+    let state = lab.berth(&["state", &id]);
+    assert!(!state.status.success(), "no state is left");
+    for dir in crate::lab::cgroup_dirs(&format!("/berth/{id}")) {
+        assert!(!dir.exists(), "{} is left", dir.display());
+    }
+}

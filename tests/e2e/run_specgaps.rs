@@ -612,6 +612,11 @@ struct UserNsHolder(std::process::Child);
 
 impl UserNsHolder {
     fn new(map: &str) -> UserNsHolder {
+        UserNsHolder::with_setgroups("allow", map)
+    }
+
+    /// `unshare --user sleep 600`, once it is in its own user namespace (no maps yet).
+    fn spawn() -> UserNsHolder {
         let child = Command::new("unshare")
             .args(["--user", "sleep", "600"])
             .stdin(Stdio::null())
@@ -628,6 +633,14 @@ impl UserNsHolder {
             );
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
+        h
+    }
+
+    /// As [`UserNsHolder::new`], with `setgroups` ("allow" or "deny") written before the maps.
+    fn with_setgroups(setgroups: &str, map: &str) -> UserNsHolder {
+        let h = UserNsHolder::spawn();
+        let pid = h.0.id();
+        std::fs::write(format!("/proc/{pid}/setgroups"), setgroups).unwrap();
         std::fs::write(format!("/proc/{pid}/uid_map"), map).unwrap();
         std::fs::write(format!("/proc/{pid}/gid_map"), map).unwrap();
         h
@@ -686,6 +699,66 @@ fn a_joined_user_namespace_owns_the_new_namespaces_made_with_it() {
     assert_eq!(lines[4], "pid=1");
     let uptime: f64 = lines[5].split_whitespace().next().unwrap().parse().unwrap();
     assert!(uptime >= before + (5 * DAY) as f64 - 0.01, "{stdout}");
+}
+
+/// berth-run itself runs with supplementary groups (4 and 24, through setpriv): none of them
+/// may reach a container that joins a user namespace. Where the namespace allows setgroups
+/// the container gets the spec's additionalGids; where it denies it, none at all, and asking
+/// for some is one line.
+#[test]
+fn a_joined_user_namespace_gets_the_spec_groups_never_the_callers() {
+    let lab = Lab::new();
+    let run_with_groups = |id: &str, b: &Path| {
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--groups", "4,24", "--"])
+            .arg(berth_testkit::bin_path("berth-run"))
+            .arg("--root")
+            .arg(lab.state_root())
+            .args(["run", "--bundle", b.to_str().unwrap(), id]);
+        lab.output(&mut cmd)
+    };
+    let groups_of = |out: &Output| -> String {
+        let stdout = text(&out.stdout);
+        let line = stdout.lines().find(|l| l.starts_with("Groups:"));
+        line.unwrap_or_else(|| panic!("no Groups line in {stdout}"))
+            .trim_start_matches("Groups:")
+            .trim()
+            .to_string()
+    };
+    let allow = UserNsHolder::new("0 200000 65536\n");
+    for (tag, gids, want) in [("none", json!([]), ""), ("some", json!([5, 6]), "5 6")] {
+        let id = unique(&format!("groups-{tag}"));
+        let b = lab.bundle(&id, &["cat", "/proc/self/status"], |c| {
+            c["process"]["user"]["additionalGids"] = gids.clone();
+            let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+            ns.push(json!({"type": "user", "path": allow.ns()}));
+        });
+        let out = run_with_groups(&id, &b);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert_eq!(groups_of(&out), want, "{tag}");
+    }
+
+    let deny = UserNsHolder::with_setgroups("deny", "0 300000 65536\n");
+    let id = unique("groups-deny");
+    let b = lab.bundle(&id, &["cat", "/proc/self/status"], |c| {
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.push(json!({"type": "user", "path": deny.ns()}));
+    });
+    let out = run_with_groups(&id, &b);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(groups_of(&out), "", "the caller's groups were dropped");
+
+    let id = unique("groups-deny-asked");
+    let b = lab.bundle(&id, &["cat", "/proc/self/status"], |c| {
+        c["process"]["user"]["additionalGids"] = json!([5]);
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.push(json!({"type": "user", "path": deny.ns()}));
+    });
+    let out = run_with_groups(&id, &b);
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("denies setgroups"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
 }
 
 #[test]

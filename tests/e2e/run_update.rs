@@ -373,9 +373,12 @@ fn events_stats_has_runcs_keys_and_the_cgroups_values() {
 fn events_stream_reports_stats_and_an_oom_kill_and_ends_with_the_container() {
     let mut lab = Lab::new();
     // Waits for /go, then fills a shell variable past the 16 MiB limit: the kernel's OOM
-    // killer ends it, and the container goes on sleeping.
+    // killer ends it, and the container goes on sleeping. The hog and what it forks ask to
+    // be the OOM killer's choice (oom_score_adj 1000): a second OOM while the first victim's
+    // memory is still being freed must not pick the container's init.
     let script = "while [ ! -e /go ]; do sleep 0.1; done; \
-                  sh -c 'x=$(head -c 64000000 /dev/zero | tr \"\\0\" a)'; exec sleep 1000";
+                  sh -c 'echo 1000 > /proc/self/oom_score_adj; \
+                  x=$(head -c 64000000 /dev/zero | tr \"\\0\" a)'; exec sleep 1000";
     let id = lab.start(
         false,
         "oom",
@@ -413,7 +416,8 @@ fn events_stream_reports_stats_and_an_oom_kill_and_ends_with_the_container() {
         .unwrap();
     assert_eq!(oom, json!({"type": "oom", "id": id}));
 
-    assert!(lab.berth(&["kill", &id, "KILL"]).status.success());
+    let killed = lab.berth(&["kill", &id, "KILL"]);
+    assert!(killed.status.success(), "kill: {}", stderr(&killed));
     let child = lab.children.last_mut().unwrap();
     let mut status = None;
     wait_up_to("events to end with the container", 10, || {

@@ -142,7 +142,7 @@ impl Runtime {
                     e
                 }
             };
-            let _ = self.destroy(&launched.state, &launched.dir, false);
+            let _ = self.destroy(&launched.state, &launched.dir, false, true);
             return Err(e);
         }
         // From here a failing init (an exec failure) finds nobody listening and says so on
@@ -167,7 +167,7 @@ impl Runtime {
                 }
             }
         };
-        self.destroy(&launched.state, &launched.dir, true)?;
+        self.destroy(&launched.state, &launched.dir, true, false)?;
         Ok(exit.status())
     }
 
@@ -452,7 +452,7 @@ impl Runtime {
                     stub,
                     cgroups: cgroup_views,
                     cgroup_tasks,
-                    go_first: scope.is_some() && !layout.is_v2(),
+                    go_first: scope.is_some(),
                     sigmask: old_mask,
                     state_json,
                 })
@@ -763,11 +763,13 @@ impl Runtime {
                 wait_gone(&st)?;
             }
         }
-        self.destroy(&st, &dir, true)
+        self.destroy(&st, &dir, true, force)
     }
 
-    /// Kills what is left in the cgroup, runs poststop hooks, removes cgroup and state.
-    fn destroy(&self, st: &State, dir: &Path, hooks: bool) -> Result<()> {
+    /// Kills what is left in the cgroup, stops the systemd scope, runs poststop hooks,
+    /// removes cgroup and state. With `force`, a systemd that cannot be reached is warned
+    /// about and the rest goes on.
+    fn destroy(&self, st: &State, dir: &Path, hooks: bool, force: bool) -> Result<()> {
         let layout = Layout::detect().map_err(|source| Error::Cgroup {
             path: st.cgroup_path.clone(),
             source,
@@ -793,16 +795,29 @@ impl Runtime {
         if frozen {
             let _ = cg.thaw();
         }
+        if let Some(unit) = &st.systemd_unit {
+            // As runc: systemd stops the scope (and removes its cgroup); the removal below
+            // then finds nothing or an empty directory. Before the hooks: a delete that fails
+            // here keeps the state, and its retry must not run the hooks twice.
+            match systemd_cgroup::stop(unit) {
+                Ok(()) => {}
+                Err(e)
+                    if force
+                        && matches!(
+                            berth_kind::HasKind::kind(&e),
+                            berth_kind::Kind::Unavailable | berth_kind::Kind::NotFound
+                        ) =>
+                {
+                    tracing::warn!("{e}; deleting the container anyway (--force)");
+                }
+                Err(e) => return Err(e),
+            }
+        }
         let hook_result = if hooks {
             hooks::run("poststop", &st.poststop, &st.report(Status::Stopped))
         } else {
             Ok(())
         };
-        if let Some(unit) = &st.systemd_unit {
-            // As runc: systemd stops the scope (and removes its cgroup); the removal below
-            // then finds nothing or an empty directory.
-            systemd_cgroup::stop(unit)?;
-        }
         cg.remove().map_err(|source| Error::Cgroup {
             path: st.cgroup_path.clone(),
             source,
@@ -935,8 +950,11 @@ fn check_namespace_type(flag: u64, path: &str, fd: &OwnedFd) -> Result<()> {
     };
     // The nsfs ioctl, not the fd's name: a namespace bind-mounted at /run/netns/NAME is
     // named by that path in /proc/self/fd.
-    match sys::ns_type(fd.as_fd()) {
-        Ok(t) if t as u64 == flag => Ok(()),
+    // An nsfs file first: the ioctl is never sent to whatever else the path opened.
+    const NSFS_MAGIC: i64 = 0x6e73_6673;
+    let on_nsfs = sys::fs_magic(fd.as_fd()).is_ok_and(|m| m == NSFS_MAGIC);
+    match sys::ns_type(fd.as_fd()).ok().filter(|_| on_nsfs) {
+        Some(t) if t as u64 == flag => Ok(()),
         _ => Err(Error::spec(format!(
             "linux.namespaces: {kind} path {path} is not a {kind} namespace"
         ))),
@@ -1093,5 +1111,64 @@ mod time_offset_tests {
             ("boottime".into(), 86400, 999_999_999),
         ]);
         assert_eq!(text, "monotonic -5 0\nboottime 86400 999999999\n");
+    }
+}
+
+#[cfg(test)]
+mod destroy_tests {
+    use super::*;
+    use crate::spec::Hook;
+    use berth_kind::{HasKind, Kind};
+
+    #[test]
+    fn an_unreachable_systemd_fails_delete_before_its_hooks_and_force_goes_on() {
+        // This host has no systemd to stop the unit (as the CI host: PID 1 is not systemd).
+        for socket in [berth_systemd::PRIVATE_SOCKET, berth_systemd::SYSTEM_BUS] {
+            assert!(
+                !Path::new(socket).exists(),
+                "this test needs a host without systemd's sockets; {socket} exists"
+            );
+        }
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("c");
+        fs::create_dir(&dir).unwrap();
+        let ran = root.path().join("poststop-ran");
+        let st = State {
+            oci_version: "1.0.2".into(),
+            id: "c".into(),
+            pid: 0,
+            bundle: root.path().to_path_buf(),
+            rootfs: root.path().join("rootfs"),
+            created: String::new(),
+            annotations: Default::default(),
+            init_start_time: 0,
+            // Never made: nothing to kill or remove.
+            cgroup_path: format!("/berth/destroy-test-{}", std::process::id()),
+            systemd_unit: Some("berth-destroy-test.scope".into()),
+            poststart: vec![],
+            poststop: vec![Hook {
+                path: "/bin/sh".into(),
+                args: vec![
+                    "sh".into(),
+                    "-c".into(),
+                    format!("echo ran >> {}", ran.display()),
+                ],
+                env: vec![],
+                timeout: None,
+            }],
+        };
+        let rt = Runtime {
+            root: root.path().to_path_buf(),
+            systemd_cgroup: false,
+        };
+        // Without --force: the error, the state kept, and no hook run yet.
+        let e = rt.destroy(&st, &dir, true, false).unwrap_err();
+        assert_eq!(e.kind(), Kind::Unavailable, "{e}");
+        assert!(!ran.exists(), "poststop ran before the unit was stopped");
+        assert!(dir.exists(), "the state was removed after a failed delete");
+        // With --force: a warning, then the hooks once and the state gone.
+        rt.destroy(&st, &dir, true, true).unwrap();
+        assert_eq!(fs::read_to_string(&ran).unwrap(), "ran\n");
+        assert!(!dir.exists());
     }
 }

@@ -420,6 +420,11 @@ fn child_setup(c: &mut Child<'_>) -> std::result::Result<Never, Fail> {
     let p = &c.plan.process;
     sys::set_dumpable(false).map_err(|e| Fail::io("prctl(PR_SET_DUMPABLE)", e))?;
     for (flag, fd) in &c.joins {
+        if *flag == plan::CLONE_NEWUSER {
+            // None of the caller's supplementary groups comes along (the namespace may deny
+            // setgroups, and then they could never be dropped).
+            sys::setgroups(&[]).map_err(|e| Fail::io("clearing the supplementary groups", e))?;
+        }
         sys::setns(fd.as_fd(), *flag as i32)
             .map_err(|e| Fail::io(format!("joining the {} namespace", ns_name(*flag)), e))?;
     }
@@ -477,6 +482,12 @@ fn child_setup(c: &mut Child<'_>) -> std::result::Result<Never, Fail> {
                 init::hand_over_listener(&mut c.chan, f, &mut true)?;
             }
         }
+    }
+    if !c.setgroups_allowed && !p.groups.is_empty() {
+        return Err(Fail::new(
+            berth_kind::Kind::Unsupported,
+            "additional groups: the container's user namespace denies setgroups",
+        ));
     }
     init::apply_identity(p, c.setgroups_allowed)?;
     sys::umask(p.umask.unwrap_or(0o022));

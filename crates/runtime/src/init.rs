@@ -80,9 +80,10 @@ pub(crate) struct InitArgs<'a> {
     /// The `tasks` file of the container's cgroup in each v1 hierarchy, opened for writing by
     /// berth-run: the init moves itself there first (see [`join_v1_cgroups`]).
     pub cgroup_tasks: Vec<(PathBuf, OwnedFd)>,
-    /// The container's cgroup directories exist only once berth-run sends `Go`
-    /// (`--systemd-cgroup` with v1 hierarchies: systemd makes the scope around the init), so
-    /// the init waits for it before anything else, its cgroup mount included.
+    /// With `--systemd-cgroup` the init is in its cgroup only once berth-run sends `Go`
+    /// (systemd makes the scope around it; on v1 hierarchies the directories exist only
+    /// then), so it waits for `Go` before anything else: its mounts, its cgroup mount and
+    /// what they cost in memory happen in the container's cgroup.
     pub go_first: bool,
     pub sigmask: sys::SigSet,
     /// The OCI state (status `running`, pid 0 until the init fills in its own) for
@@ -144,6 +145,11 @@ fn setup(a: &mut InitArgs<'_>) -> Result<Never, Fail> {
             .map_err(|e| Fail::io("creating the cgroup namespace", e))?;
     }
     for (flag, fd) in &a.joins {
+        if *flag == plan::CLONE_NEWUSER {
+            // No supplementary group of the host's may come along into the user namespace
+            // (it may deny setgroups, and then they could never be dropped).
+            sys::setgroups(&[]).map_err(|e| Fail::io("clearing the supplementary groups", e))?;
+        }
         sys::setns(fd.as_fd(), *flag as i32)
             .map_err(|e| Fail::io(format!("joining {} namespace", ns_name(*flag)), e))?;
     }
@@ -468,10 +474,21 @@ fn setup_terminal(
 }
 
 fn set_identity(plan: &Plan) -> Result<(), Fail> {
-    // A joined user namespace's setgroups is not ours to know (its maps may come with the
-    // spec, checked, but the namespace may say "deny"): no setgroups there.
-    let setgroups_allowed = !plan.namespaces.has(plan::CLONE_NEWUSER)
-        || (!plan.namespaces.user_joined() && !plan.gid_map.is_empty());
+    // A joined user namespace says itself whether setgroups works there ("deny" when its
+    // maps were written without it); the host's groups were cleared before joining it.
+    let setgroups_allowed = if plan.namespaces.user_joined() {
+        let allowed =
+            std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "allow");
+        if !allowed && !plan.process.groups.is_empty() {
+            return Err(Fail::new(
+                Kind::Unsupported,
+                "process.user.additionalGids: the joined user namespace denies setgroups",
+            ));
+        }
+        allowed
+    } else {
+        !plan.namespaces.has(plan::CLONE_NEWUSER) || !plan.gid_map.is_empty()
+    };
     apply_identity(&plan.process, setgroups_allowed)
 }
 

@@ -66,7 +66,10 @@ pub(crate) fn clone_in(
             }
             let made = made
                 .and_then(|()| {
-                    let r = sys::setns(userns, plan::CLONE_NEWUSER as i32);
+                    // No supplementary group of the host's comes along (set_identity sets
+                    // the spec's where the namespace allows setgroups).
+                    let r = sys::setgroups(&[])
+                        .and_then(|()| sys::setns(userns, plan::CLONE_NEWUSER as i32));
                     if r.is_ok() {
                         step += 1;
                     }

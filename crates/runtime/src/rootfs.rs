@@ -296,7 +296,7 @@ pub(crate) fn mount_one(
             if let Some(under) = under {
                 let top = open_in_root(root, &op.dest, OFlags::RDONLY | OFlags::DIRECTORY)
                     .map_err(fail)?;
-                copy_up(under.as_fd(), top.as_fd())
+                copy_up(under.as_fd(), top.as_fd(), 0)
                     .map_err(|e| Fail::io(format!("{what}: tmpcopyup"), e))?;
             }
         }
@@ -334,13 +334,22 @@ pub(crate) fn mount_one(
     Ok(())
 }
 
+/// How deep a `tmpcopyup` tree may be (each level is a stack frame and two open fds).
+const COPY_UP_MAX_DEPTH: usize = 256;
+
 /// `tmpcopyup`: copies the tree under `from` (the directory a tmpfs now hides) into `to` (the
 /// tmpfs), as runc does: directories, files, symlinks (as they are, never followed), device
 /// nodes, fifos and sockets, with their owners and modes; the tmpfs' root takes the owner and
 /// mode of the directory it hides. Hard links become copies. Every name is opened relative to
-/// its parent's fd with O_NOFOLLOW, so nothing in the image can lead the copy outside it.
-fn copy_up(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> io::Result<()> {
+/// its parent's fd with O_NOFOLLOW, so nothing in the image can lead the copy outside it; a
+/// tree deeper than [`COPY_UP_MAX_DEPTH`] is an error, not a stack overflow.
+fn copy_up(from: BorrowedFd<'_>, to: BorrowedFd<'_>, depth: usize) -> io::Result<()> {
     use rustix::fs::{AtFlags, Dir};
+    if depth > COPY_UP_MAX_DEPTH {
+        return Err(io::Error::other(format!(
+            "the tree is deeper than {COPY_UP_MAX_DEPTH} directories"
+        )));
+    }
     let st = rustix::fs::fstat(from)?;
     for entry in Dir::read_from(from)? {
         let entry = entry?;
@@ -376,10 +385,22 @@ fn copy_up(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> io::Result<()> {
                     OFlags::RDONLY | OFlags::DIRECTORY | nofollow,
                     Mode::empty(),
                 )?;
-                copy_up(src.as_fd(), dst.as_fd())?;
+                copy_up(src.as_fd(), dst.as_fd(), depth + 1)?;
             }
             FileType::RegularFile => {
-                let src = rustix::fs::openat(from, name, OFlags::RDONLY | nofollow, Mode::empty())?;
+                // Non-blocking, then checked: a file swapped for a fifo since the stat must
+                // not hang the init.
+                let src = rustix::fs::openat(
+                    from,
+                    name,
+                    OFlags::RDONLY | OFlags::NONBLOCK | nofollow,
+                    Mode::empty(),
+                )?;
+                if FileType::from_raw_mode(rustix::fs::fstat(&src)?.st_mode)
+                    != FileType::RegularFile
+                {
+                    return Err(io::Error::other("a file changed while it was copied"));
+                }
                 let dst = rustix::fs::openat(
                     to,
                     name,

@@ -24,7 +24,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use berth_cgroup::Resources;
-use berth_kind::HasKind;
 use berth_systemd::{range_to_bits, Property, Systemd, Value};
 
 use crate::error::{Error, Result};
@@ -576,7 +575,7 @@ fn cpu_quota(props: &mut Vec<Property>, quota: i64, period: u64) {
             let period = if period == 0 { 100_000 } else { period };
             per_sec = (quota as u64).saturating_mul(1_000_000) / period;
             if per_sec % 10_000 != 0 {
-                per_sec = (per_sec / 10_000 + 1) * 10_000;
+                per_sec = (per_sec / 10_000).saturating_add(1).saturating_mul(10_000);
             }
         }
         props.push(("CPUQuotaPerSecUSec".into(), Value::U64(per_sec)));
@@ -609,16 +608,10 @@ fn blkio_to_io_weight(weight: u16) -> u64 {
 pub(crate) fn start(scope: &Scope, pid: i32, res: Option<&Resources>) -> Result<()> {
     let mut sd = Systemd::connect()?;
     let props = unit_properties(scope, pid, res);
-    match sd.start_transient_unit(&scope.unit, &props, JOB_TIMEOUT) {
-        Ok(()) => {}
-        // Someone else's unit of that name: not ours to stop.
-        Err(e) if e.kind() == berth_kind::Kind::AlreadyExists => return Err(e.into()),
-        Err(e) => {
-            // A failed or timed-out job may leave the unit behind: nothing half made.
-            let _ = sd.stop_unit(&scope.unit, JOB_TIMEOUT);
-            return Err(e.into());
-        }
-    }
+    // On a failed or timed-out job start_transient_unit stops the unit it made; on any
+    // other error (UnitExists, no answer) the unit, if any, may be another container's and
+    // is left alone.
+    sd.start_transient_unit(&scope.unit, &props, JOB_TIMEOUT)?;
     // The job is done, so the pid should be there; check rather than trust.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
@@ -840,6 +833,15 @@ mod tests {
         assert_eq!(prop(&p, "TasksMax"), Some(&Value::U64(u64::MAX)));
         // Nothing set, nothing sent.
         assert!(resource_properties(&Resources::default()).is_empty());
+    }
+
+    #[test]
+    fn a_saturated_cpu_quota_rounds_without_overflow() {
+        // 2e13us per 1us saturates the per-second value; rounding up must not overflow.
+        let mut p = Vec::new();
+        cpu_quota(&mut p, 20_000_000_000_000, 1);
+        assert_eq!(prop(&p, "CPUQuotaPerSecUSec"), Some(&Value::U64(u64::MAX)));
+        assert_eq!(prop(&p, "CPUQuotaPeriodUSec"), Some(&Value::U64(1)));
     }
 
     #[test]

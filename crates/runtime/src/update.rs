@@ -36,14 +36,21 @@ impl Runtime {
         let recorded = recorded_resources(&st, &dir)?;
         let plan = berth_cgroup::plan_update(&recorded, request);
         let cg = cgroup_of(&st)?;
+        let write_files = || {
+            cg.update(&plan.write).map_err(|source| Error::Cgroup {
+                path: st.cgroup_path.clone(),
+                source,
+            })
+        };
+        // The files first: a value the kernel refuses must not stay on the unit either.
+        write_files()?;
         if let Some(unit) = &st.systemd_unit {
-            // As runc: the scope's properties first, so a daemon-reload keeps the new limits.
+            // The scope's properties, so that a daemon-reload keeps the new limits; then the
+            // files once more, as runc ends with them: systemd writes its own rounding of
+            // some values (CPUQuotaPerSecUSec to 10 ms), the exact ones win.
             crate::systemd_cgroup::set_limits(unit, &plan.write)?;
+            write_files()?;
         }
-        cg.update(&plan.write).map_err(|source| Error::Cgroup {
-            path: st.cgroup_path.clone(),
-            source,
-        })?;
         save_resources(&dir, &plan.record)?;
         Ok(plan.ignored)
     }

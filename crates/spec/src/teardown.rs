@@ -8,9 +8,9 @@
 //! entry is deleted the ordinary way and costs what it costs.
 //!
 //! The walk is hostile-input safe: every open is relative to the parent's fd with
-//! `O_NOFOLLOW` (a symlink is unlinked, never followed), a directory on another filesystem
-//! (something mounted inside the bundle) stops the walk with EBUSY instead of being emptied,
-//! and at most [`MAX_DEPTH`] directories are open at once: a deeper subtree is renamed up to
+//! `O_NOFOLLOW` (a symlink is unlinked, never followed), a mount point (any mount, a bind
+//! mount of the same filesystem too: openat2 with `RESOLVE_NO_XDEV`) stops the walk with
+//! EBUSY instead of being emptied, and at most [`MAX_DEPTH`] directories are open at once: a deeper subtree is renamed up to
 //! the top directory (same filesystem, still inside the bundle) and deleted from there.
 
 use std::ffi::{CStr, CString, OsStr};
@@ -158,14 +158,23 @@ impl Walk<'_> {
         if depth + 1 >= MAX_DEPTH {
             return self.move_up(dir, here, name);
         }
-        let child = match rfs::openat(
+        // RESOLVE_NO_XDEV: a mount point (a bind mount of the same filesystem too, which
+        // st_dev would not tell apart) is never entered.
+        let child = match rfs::openat2(
             dir,
             name,
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::empty(),
+            rfs::ResolveFlags::NO_XDEV
+                | rfs::ResolveFlags::NO_SYMLINKS
+                | rfs::ResolveFlags::NO_MAGICLINKS,
         ) {
             Ok(fd) => fd,
             Err(Errno::NOENT) => return Ok(()),
+            Err(Errno::XDEV) => {
+                // Something is mounted here: never delete into it.
+                return Err(Error::io("removing", child_path(here, name), Errno::BUSY));
+            }
             // Replaced by a non-directory since it was listed (a symlink: ELOOP): unlinked
             // as what it is now.
             Err(Errno::LOOP) | Err(Errno::NOTDIR) => {
@@ -298,6 +307,42 @@ mod tests {
         assert_eq!(fs::read_dir(&top).unwrap().count(), 0);
         assert_eq!(fs::read_to_string(outside.join("keep")).unwrap(), "keep");
         assert_eq!(held.len(), 8, "holds exactly up to the cap");
+    }
+
+    /// A bind mount of the same filesystem has the same st_dev: only the mount check of
+    /// openat2 (RESOLVE_NO_XDEV) tells it apart. Needs root (CAP_SYS_ADMIN), as the tests run.
+    #[test]
+    fn a_bind_mount_of_the_same_filesystem_is_never_entered() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        fs::write(outside.join("keep"), "keep").unwrap();
+        let top = tmp.path().join("top");
+        let at = top.join("upper/x");
+        fs::create_dir_all(&at).unwrap();
+        let st = std::process::Command::new("mount")
+            .arg("--bind")
+            .arg(&outside)
+            .arg(&at)
+            .status()
+            .unwrap();
+        assert!(st.success(), "mount --bind (the tests run as root)");
+        struct Unmount(PathBuf);
+        impl Drop for Unmount {
+            fn drop(&mut self) {
+                let _ = std::process::Command::new("umount")
+                    .arg("-l")
+                    .arg(&self.0)
+                    .status();
+            }
+        }
+        let _guard = Unmount(at.clone());
+
+        let fd = open_dir(&top);
+        let mut held = Vec::new();
+        let err = empty(&fd, &top, &[], &mut held, 8).unwrap_err().to_string();
+        assert!(err.contains("upper/x"), "{err}");
+        assert_eq!(fs::read_to_string(outside.join("keep")).unwrap(), "keep");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! systemd's private socket `/run/systemd/private` (what `systemctl` uses as root), and
 //! falls back to the system bus `/run/dbus/system_bus_socket` (where it says `Hello` first
 //! and asks for the `JobRemoved` signal with `AddMatch`). Authentication is `EXTERNAL` with
-//! the caller's uid. The wire format is in [`wire`].
+//! the caller's effective uid. The wire format is in [`wire`].
 #![forbid(unsafe_code)]
 
 pub mod wire;
@@ -106,20 +106,43 @@ impl HasKind for Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// The largest method reply berth reads (systemd's replies to berth are a job path).
+pub const MAX_REPLY_BODY: usize = 1 << 20;
+/// The largest JobRemoved body berth reads (four short values).
+const MAX_SIGNAL_BODY: usize = 64 << 10;
+/// How many JobRemoved signals are kept while waiting for a reply; the oldest go first.
+pub const MAX_KEPT_SIGNALS: usize = 256;
+/// The timeout of connecting, of each call, and of a message once it has begun.
+const IO_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// One connection to a D-Bus peer (systemd itself, or a bus daemon).
 pub struct Connection {
     stream: UnixStream,
     serial: u32,
-    /// Signals that arrived while waiting for a reply, oldest first.
+    /// JobRemoved signals from systemd that arrived while waiting for a reply, oldest first,
+    /// at most [`MAX_KEPT_SIGNALS`].
     signals: Vec<Message>,
     /// Our unique name on a bus (after Hello); None on a direct connection.
     pub unique_name: Option<String>,
+    /// Whose signals are systemd's: on a bus, the unique name that owns
+    /// `org.freedesktop.systemd1` (None until it is known: no signal is trusted then); on a
+    /// direct connection the peer is systemd itself.
+    systemd: Sender,
+}
+
+/// Who may send the signals a [`Connection`] keeps.
+#[derive(Debug, Clone, PartialEq)]
+enum Sender {
+    /// The peer at the other end of the socket (systemd's private socket).
+    Peer,
+    /// This unique name on a bus; None: nobody yet.
+    Bus(Option<String>),
 }
 
 impl Connection {
     /// Connects and authenticates; on a bus (`hello`), says Hello and keeps the unique name.
     pub fn open(path: &Path, hello: bool) -> Result<Connection> {
-        let stream = UnixStream::connect(path).map_err(|source| Error::Connect {
+        let stream = connect(path).map_err(|source| Error::Connect {
             path: path.to_path_buf(),
             source,
         })?;
@@ -128,8 +151,13 @@ impl Connection {
             serial: 0,
             signals: Vec::new(),
             unique_name: None,
+            systemd: if hello {
+                Sender::Bus(None)
+            } else {
+                Sender::Peer
+            },
         };
-        conn.set_timeout(Duration::from_secs(30))?;
+        conn.set_timeout(IO_TIMEOUT)?;
         conn.authenticate(path)?;
         if hello {
             let reply = conn.call(
@@ -162,9 +190,8 @@ impl Connection {
     /// the first call at once, let systemd read both in one go and leave the call unread in
     /// its buffer until more bytes came, so `Subscribe` hung for most `run`s.
     fn authenticate(&mut self, path: &Path) -> Result<()> {
-        let uid = std::fs::metadata("/proc/self")
-            .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
-            .unwrap_or(0);
+        // The kernel checks this against the socket's credentials: the effective uid.
+        let uid = rustix::process::geteuid().as_raw();
         let hex_uid = wire::hex(uid.to_string().as_bytes());
         let auth_err = |why: String| Error::Auth {
             path: path.to_path_buf(),
@@ -242,7 +269,7 @@ impl Connection {
                 })
             }
         }
-        self.set_timeout(Duration::from_secs(30))?;
+        self.set_timeout(IO_TIMEOUT)?;
         self.stream
             .read_exact(&mut fixed[1..])
             .map_err(|source| Error::Io {
@@ -279,10 +306,10 @@ impl Connection {
             member,
             args,
         ))?;
-        let secs = 30;
-        let deadline = Instant::now() + Duration::from_secs(secs);
+        let secs = IO_TIMEOUT.as_secs();
+        let deadline = Instant::now() + IO_TIMEOUT;
         loop {
-            let Some(m) = self.receive(deadline)? else {
+            let Some(m) = self.receive_wanted(deadline, Some(serial))? else {
                 return Err(Error::Timeout {
                     method: member.into(),
                     unit: unit.into(),
@@ -290,9 +317,13 @@ impl Connection {
                 });
             };
             match m.kind {
-                wire::SIGNAL => self.signals.push(m),
-                wire::METHOD_RETURN if m.reply_serial == Some(serial) => return Ok(m.body),
-                wire::ERROR if m.reply_serial == Some(serial) => {
+                wire::SIGNAL => {
+                    if self.signals.len() >= MAX_KEPT_SIGNALS {
+                        self.signals.remove(0);
+                    }
+                    self.signals.push(m);
+                }
+                wire::ERROR => {
                     return Err(Error::Remote {
                         method: member.into(),
                         unit: unit.into(),
@@ -305,9 +336,60 @@ impl Connection {
                             .to_string(),
                     })
                 }
-                _ => {}
+                _ => return Ok(m.body),
             }
         }
+    }
+
+    /// The next message berth waits for, or None at the deadline: the reply to `serial`, or
+    /// a JobRemoved signal from systemd. Everything else is dropped after its header, its
+    /// body never decoded: on the system bus any local user can send berth unicast signals.
+    fn receive_wanted(
+        &mut self,
+        deadline: Instant,
+        serial: Option<u32>,
+    ) -> Result<Option<Message>> {
+        loop {
+            let Some(raw) = self.receive_raw(deadline)? else {
+                return Ok(None);
+            };
+            let header = Message::decode_header(&raw).map_err(|e| Error::Protocol(e.0))?;
+            let m = &header.message;
+            let is_reply = matches!(m.kind, wire::METHOD_RETURN | wire::ERROR)
+                && m.reply_serial.is_some()
+                && m.reply_serial == serial;
+            if is_reply {
+                if header.body_len > MAX_REPLY_BODY {
+                    return Err(Error::Protocol(format!(
+                        "a reply of {} bytes (at most {MAX_REPLY_BODY})",
+                        header.body_len
+                    )));
+                }
+                return header
+                    .decode_body(&raw)
+                    .map(Some)
+                    .map_err(|e| Error::Protocol(e.0));
+            }
+            if self.is_job_removed(m) && header.body_len <= MAX_SIGNAL_BODY {
+                // A signal that does not parse is dropped, not an error of the call.
+                if let Ok(m) = header.decode_body(&raw) {
+                    return Ok(Some(m));
+                }
+            }
+        }
+    }
+
+    /// Whether a message header is systemd's JobRemoved signal.
+    fn is_job_removed(&self, m: &Message) -> bool {
+        let from_systemd = match &self.systemd {
+            Sender::Peer => true,
+            Sender::Bus(owner) => owner.is_some() && m.sender == *owner,
+        };
+        m.kind == wire::SIGNAL
+            && from_systemd
+            && m.path.as_deref() == Some(MANAGER_PATH)
+            && m.interface.as_deref() == Some(MANAGER)
+            && m.member.as_deref() == Some("JobRemoved")
     }
 
     /// The next signal (kept or new) that `want` accepts, or None at the deadline.
@@ -320,14 +402,29 @@ impl Connection {
             return Ok(Some(self.signals.remove(i)));
         }
         loop {
-            let Some(m) = self.receive(deadline)? else {
+            let Some(m) = self.receive_wanted(deadline, None)? else {
                 return Ok(None);
             };
-            if m.kind == wire::SIGNAL && want(&m) {
+            if want(&m) {
                 return Ok(Some(m));
             }
         }
     }
+}
+
+/// Connects a Unix stream socket with [`IO_TIMEOUT`] as its send timeout, which also bounds
+/// the connect (a listener whose backlog is full makes connect wait).
+fn connect(path: &Path) -> io::Result<UnixStream> {
+    use rustix::net::{sockopt, AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+    let fd = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
+    sockopt::set_socket_timeout(&fd, sockopt::Timeout::Send, Some(IO_TIMEOUT))?;
+    rustix::net::connect(&fd, &SocketAddrUnix::new(path)?)?;
+    Ok(UnixStream::from(fd))
 }
 
 /// A unit property: name and value, as StartTransientUnit takes them (`(sv)`).
@@ -363,6 +460,21 @@ impl Systemd {
                     )],
                     "",
                 )?;
+                // Whose signals are systemd's: the unique name owning its well-known one.
+                let owner = c.call(
+                    "org.freedesktop.DBus",
+                    "/org/freedesktop/DBus",
+                    "org.freedesktop.DBus",
+                    "GetNameOwner",
+                    vec![Value::str(SYSTEMD)],
+                    "",
+                )?;
+                let Some(owner) = owner.first().and_then(Value::as_str) else {
+                    return Err(Error::Protocol(
+                        "GetNameOwner: the reply has no name".into(),
+                    ));
+                };
+                c.systemd = Sender::Bus(Some(owner.to_string()));
                 c
             }
         };
@@ -379,6 +491,10 @@ impl Systemd {
     /// StartTransientUnit(name, "replace", properties, []) and waits for its job. On
     /// `UnitExists` the unit may be a failed leftover: it is reset and the start tried once
     /// more, as runc does.
+    ///
+    /// When the job fails or times out, the unit this call created (systemd returned a job
+    /// for it) is stopped, so that nothing is left half made. A unit that was not created
+    /// here (an error reply, or no reply) is never stopped: it may be another container's.
     pub fn start_transient_unit(
         &mut self,
         name: &str,
@@ -404,7 +520,11 @@ impl Systemd {
             }
             other => other?,
         };
-        self.wait_job("StartTransientUnit", name, &job, timeout)
+        let waited = self.wait_job("StartTransientUnit", name, &job, timeout);
+        if waited.is_err() {
+            let _ = self.stop_unit(name, timeout);
+        }
+        waited
     }
 
     /// StopUnit(name, "replace") and waits for its job; a unit that is not loaded is

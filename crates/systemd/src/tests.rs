@@ -16,18 +16,23 @@ impl Daemon {
     fn start() -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("bus");
-        let child = Command::new("dbus-daemon")
+        let mut child = Command::new("dbus-daemon")
             .arg("--session")
             .arg("--nofork")
+            .arg("--print-address")
             .arg(format!("--address=unix:path={}", socket.display()))
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .spawn()
             .expect("dbus-daemon (Debian package dbus-daemon) must be installed");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !socket.exists() {
-            assert!(Instant::now() < deadline, "dbus-daemon did not listen");
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        // It prints its address once it listens (the socket file exists a little earlier,
+        // between bind and listen, when a connect is refused).
+        let mut address = String::new();
+        let stdout = child.stdout.take().unwrap();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut address).unwrap();
+        assert!(
+            address.starts_with("unix:"),
+            "dbus-daemon did not start: {address:?}"
+        );
         Daemon {
             child,
             socket,
@@ -214,6 +219,24 @@ fn fake_systemd(
                 ..Message::default()
             };
             let mut signal = None;
+            if member == "Subscribe" {
+                // Noise first: more JobRemoved signals than a connection keeps, and one
+                // whose body has a type berth does not read (a double): dropped, not fatal.
+                for i in 0..MAX_KEPT_SIGNALS + 10 {
+                    let noise = job_removed(1000 + i as u32, "noise.scope", "done");
+                    fake.send(noise).unwrap();
+                }
+                let mut odd = job_removed(0, "", "");
+                odd.body = vec![Value::U64(0)];
+                odd.serial = 99_999;
+                let mut raw = odd.encode();
+                let at = raw
+                    .windows(7)
+                    .position(|w| w == [8, 1, b'g', 0, 1, b't', 0])
+                    .expect("the signature field");
+                raw[at + 5] = b'd';
+                fake.stream.write_all(&raw).unwrap();
+            }
             match member.as_str() {
                 "StartTransientUnit" | "StopUnit" if exists.contains(&unit.as_str()) => {
                     reply.kind = wire::ERROR;
@@ -233,19 +256,7 @@ fn fake_systemd(
                     } else {
                         "done"
                     };
-                    signal = Some(Message {
-                        kind: wire::SIGNAL,
-                        path: Some(MANAGER_PATH.into()),
-                        interface: Some(MANAGER.into()),
-                        member: Some("JobRemoved".into()),
-                        body: vec![
-                            Value::U32(job),
-                            Value::Path(path),
-                            Value::str(&unit),
-                            Value::str(result),
-                        ],
-                        ..Message::default()
-                    });
+                    signal = Some(job_removed(job, &unit, result));
                 }
                 _ => {}
             }
@@ -261,12 +272,31 @@ fn fake_systemd(
     })
 }
 
+/// systemd's JobRemoved(id, job, unit, result), broadcast.
+fn job_removed(job: u32, unit: &str, result: &str) -> Message {
+    Message {
+        kind: wire::SIGNAL,
+        path: Some(MANAGER_PATH.into()),
+        interface: Some(MANAGER.into()),
+        member: Some("JobRemoved".into()),
+        body: vec![
+            Value::U32(job),
+            Value::Path(format!("/org/freedesktop/systemd1/job/{job}")),
+            Value::str(unit),
+            Value::str(result),
+        ],
+        ..Message::default()
+    }
+}
+
 #[test]
 fn scopes_start_and_stop_through_the_manager_and_its_job_signals() {
     let d = Daemon::start();
     let fake = fake_systemd(&d.socket, &["taken.scope"]);
     let absent = d.socket.with_file_name("no-private-socket");
     let mut sd = Systemd::connect_at(&absent, &d.socket).unwrap();
+    // The noise before Subscribe's reply: only the newest are kept.
+    assert_eq!(sd.conn.signals.len(), MAX_KEPT_SIGNALS);
     let props = [("Delegate".to_string(), Value::Bool(true))];
     sd.start_transient_unit("c1.scope", &props, Duration::from_secs(5))
         .unwrap();
@@ -300,10 +330,99 @@ fn scopes_start_and_stop_through_the_manager_and_its_job_signals() {
             "ResetFailedUnit taken.scope",
             "StartTransientUnit taken.scope",
             "StartTransientUnit fails.scope",
+            // The failed job's unit was made by that call: stopped (the fake fails that job
+            // too, so no reset follows). taken.scope was not made here: not stopped.
+            "StopUnit fails.scope",
             "StopUnit taken.scope",
             "ResetFailedUnit taken.scope",
             "StopUnit last.scope",
             "ResetFailedUnit last.scope",
         ]
+    );
+}
+
+#[test]
+fn signals_from_other_bus_peers_are_dropped_unread() {
+    let d = Daemon::start();
+    let fake = fake_systemd(&d.socket, &[]);
+    let absent = d.socket.with_file_name("no-private-socket");
+    let mut sd = Systemd::connect_at(&absent, &d.socket).unwrap();
+    let me = sd.conn.unique_name.clone().unwrap();
+    // Any local user on the system bus: unicast signals to berth's unique name.
+    let mut hostile = Connection::open(&d.socket, true).unwrap();
+    // A JobRemoved "done" for the job the fake systemd will return (job/1), as systemd's.
+    let mut forged = job_removed(1, "fails.scope", "done");
+    forged.destination = Some(me.clone());
+    hostile.send(forged).unwrap();
+    // A 4 MiB body: dropped after its header, never decoded.
+    let mut big = job_removed(1, "fails.scope", "done");
+    big.destination = Some(me.clone());
+    big.body = vec![Value::Array("y".into(), vec![Value::Byte(0); 4 << 20])];
+    hostile.send(big).unwrap();
+    // A round trip, so that the daemon has queued both for us before our call.
+    bus_call(&mut hostile, "GetId", vec![]).unwrap();
+    let props = [("Delegate".to_string(), Value::Bool(true))];
+    let e = sd
+        .start_transient_unit("fails.scope", &props, Duration::from_secs(5))
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "systemd: StartTransientUnit fails.scope: the job ended with result \"failed\""
+    );
+    // None of the forged signals was kept.
+    assert!(
+        sd.conn
+            .signals
+            .iter()
+            .all(|m| m.sender != hostile.unique_name),
+        "{:?}",
+        sd.conn
+            .signals
+            .iter()
+            .map(|m| &m.sender)
+            .collect::<Vec<_>>()
+    );
+    sd.stop_unit("last.scope", Duration::from_secs(5)).unwrap();
+    fake.join().unwrap();
+}
+
+#[test]
+fn replies_over_the_size_cap_are_refused() {
+    let d = Daemon::start();
+    let mut peer = Connection::open(&d.socket, true).unwrap();
+    let peer_name = peer.unique_name.clone().unwrap();
+    let answer = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let raw = peer.receive_raw(deadline).unwrap().expect("the call");
+            let m = Message::decode(&raw).unwrap();
+            if m.kind != wire::METHOD_CALL || m.member.as_deref() != Some("Big") {
+                continue;
+            }
+            let reply = Message {
+                kind: wire::METHOD_RETURN,
+                reply_serial: Some(m.serial),
+                destination: m.sender.clone(),
+                body: vec![Value::Array(
+                    "y".into(),
+                    vec![Value::Byte(0); MAX_REPLY_BODY + 1],
+                )],
+                ..Message::default()
+            };
+            peer.send(reply).unwrap();
+            return;
+        }
+    });
+    let mut c = Connection::open(&d.socket, true).unwrap();
+    let e = c
+        .call(&peer_name, "/big", "org.berth.Test", "Big", vec![], "")
+        .unwrap_err();
+    answer.join().unwrap();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "systemd: malformed D-Bus message: a reply of {} bytes (at most {MAX_REPLY_BODY})",
+            MAX_REPLY_BODY + 5
+        )
     );
 }

@@ -334,21 +334,34 @@ impl<'a> Reader<'a> {
 
 /// Splits the first complete type off a signature.
 pub fn split_type(sig: &str) -> Parse<(&str, &str)> {
+    if sig.len() > MAX_SIGNATURE {
+        return Err(Malformed(format!(
+            "a signature of {} bytes (at most {MAX_SIGNATURE})",
+            sig.len()
+        )));
+    }
     let b = sig.as_bytes();
-    let end = type_end(b, 0).ok_or_else(|| Malformed(format!("bad signature {sig:?}")))?;
+    let end = type_end(b, 0, 0, 0).ok_or_else(|| Malformed(format!("bad signature {sig:?}")))?;
     Ok((&sig[..end], &sig[end..]))
 }
 
-fn type_end(b: &[u8], at: usize) -> Option<usize> {
+/// The longest signature the specification allows.
+pub const MAX_SIGNATURE: usize = 255;
+/// The deepest array and struct nesting the specification allows, each.
+const MAX_NESTING: usize = 32;
+
+/// Where the complete type at `at` ends; `arrays` and `structs` count the enclosing ones,
+/// so a hostile signature cannot recurse without bound.
+fn type_end(b: &[u8], at: usize, arrays: usize, structs: usize) -> Option<usize> {
     match *b.get(at)? {
         b'y' | b'b' | b'n' | b'q' | b'i' | b'u' | b'x' | b't' | b'd' | b's' | b'o' | b'g'
         | b'v' | b'h' => Some(at + 1),
-        b'a' => type_end(b, at + 1),
-        open @ (b'(' | b'{') => {
+        b'a' if arrays < MAX_NESTING => type_end(b, at + 1, arrays + 1, structs),
+        open @ (b'(' | b'{') if structs < MAX_NESTING => {
             let close = if open == b'(' { b')' } else { b'}' };
             let mut i = at + 1;
             while *b.get(i)? != close {
-                i = type_end(b, i)?;
+                i = type_end(b, i, arrays, structs + 1)?;
             }
             (i > at + 1).then_some(i + 1)
         }
@@ -469,6 +482,12 @@ impl Message {
 
     /// Parses one whole message.
     pub fn decode(bytes: &[u8]) -> Parse<Message> {
+        Message::decode_header(bytes)?.decode_body(bytes)
+    }
+
+    /// Parses the header of one whole message and leaves the body for later, so that a
+    /// message nobody waits for can be dropped without decoding it.
+    pub fn decode_header(bytes: &[u8]) -> Parse<Header> {
         if bytes.len() < 16 {
             return Err(Malformed(format!("a message of {} bytes", bytes.len())));
         }
@@ -493,42 +512,89 @@ impl Message {
         };
         r.align(8)?;
         let body_start = r.pos;
-        let mut m = Message {
+        let mut message = Message {
             kind: bytes[1],
             flags: bytes[2],
             serial,
             ..Message::default()
         };
-        let mut sig = String::new();
+        let mut signature = String::new();
         for f in fields {
             let Value::Struct(pair) = f else { continue };
             let (Some(Value::Byte(code)), Some(Value::Variant(v))) = (pair.first(), pair.get(1))
             else {
                 continue;
             };
+            // Each known field has one type (the specification's table); a peer that sends
+            // another is refused rather than read as text.
+            let want = match code {
+                1 => "o",
+                2 | 3 | 4 | 6 | 7 => "s",
+                5 => "u",
+                8 => "g",
+                _ => continue,
+            };
+            if v.signature() != want {
+                return Err(Malformed(format!(
+                    "header field {code} of type {:?}, not {want:?}",
+                    v.signature()
+                )));
+            }
             let text = v.as_str().map(str::to_string);
             match code {
-                1 => m.path = text,
-                2 => m.interface = text,
-                3 => m.member = text,
-                4 => m.error_name = text,
-                5 => m.reply_serial = v.as_u32(),
-                6 => m.destination = text,
-                7 => m.sender = text,
-                8 => sig = text.unwrap_or_default(),
-                _ => {}
+                1 => message.path = text,
+                2 => message.interface = text,
+                3 => message.member = text,
+                4 => message.error_name = text,
+                5 => message.reply_serial = v.as_u32(),
+                6 => message.destination = text,
+                7 => message.sender = text,
+                _ => signature = text.unwrap_or_default(),
             }
         }
+        Ok(Header {
+            message,
+            signature,
+            body_start,
+            body_len,
+            little,
+        })
+    }
+}
+
+/// A message whose header is read and whose body is not yet.
+#[derive(Debug)]
+pub struct Header {
+    /// The message, its body still empty.
+    pub message: Message,
+    /// The body's signature.
+    pub signature: String,
+    body_start: usize,
+    /// The body's length in bytes.
+    pub body_len: usize,
+    little: bool,
+}
+
+impl Header {
+    /// Decodes the body from the same bytes the header came from.
+    pub fn decode_body(self, bytes: &[u8]) -> Parse<Message> {
+        let Header {
+            mut message,
+            signature: sig,
+            body_start,
+            body_len,
+            little,
+        } = self;
         let body = &bytes[body_start..body_start + body_len];
         let mut br = Reader::new(body, little);
-        m.body = br.values(&sig)?;
+        message.body = br.values(&sig)?;
         if br.pos != body.len() {
             return Err(Malformed(format!(
                 "body of signature {sig:?} has {} bytes left over",
                 body.len() - br.pos
             )));
         }
-        Ok(m)
+        Ok(message)
     }
 }
 
@@ -681,5 +747,87 @@ mod tests {
         assert!(split_type("()").is_err());
         assert!(split_type("(s").is_err());
         assert_eq!(split_type("a(sv)s").unwrap(), ("a(sv)", "s"));
+    }
+
+    /// A message with these header fields (each `(y, v)`) and body bytes.
+    fn raw_message(fields: Vec<(u8, Value)>, body: &[u8]) -> Vec<u8> {
+        let fields = fields
+            .into_iter()
+            .map(|(code, v)| Value::Struct(vec![Value::Byte(code), Value::variant(v)]))
+            .collect();
+        let mut w = Writer::default();
+        w.buf.extend_from_slice(&[b'l', SIGNAL, 0, 1]);
+        w.buf.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        w.buf.extend_from_slice(&1u32.to_le_bytes());
+        w.value(&Value::Array("(yv)".into(), fields));
+        w.pad(8);
+        w.buf.extend_from_slice(body);
+        w.buf
+    }
+
+    #[test]
+    fn header_fields_of_the_wrong_type_are_refused() {
+        let body = [1, 0, 0, 0];
+        let good = raw_message(
+            vec![
+                (1, Value::Path("/a".into())),
+                (3, Value::str("M")),
+                (5, Value::U32(7)),
+                (8, Value::Sig("u".into())),
+            ],
+            &body,
+        );
+        let m = Message::decode(&good).unwrap();
+        assert_eq!(m.body, vec![Value::U32(1)]);
+        assert_eq!(m.reply_serial, Some(7));
+        // The body signature as a string (which could be 4 GiB long), a path as a string,
+        // a member as a path, a reply serial as a string: each refused, naming the field.
+        for (code, v, want) in [
+            (
+                8,
+                Value::str("u"),
+                "header field 8 of type \"s\", not \"g\"",
+            ),
+            (
+                1,
+                Value::str("/a"),
+                "header field 1 of type \"s\", not \"o\"",
+            ),
+            (
+                3,
+                Value::Path("/M".into()),
+                "header field 3 of type \"o\", not \"s\"",
+            ),
+            (
+                5,
+                Value::str("7"),
+                "header field 5 of type \"s\", not \"u\"",
+            ),
+        ] {
+            let bad = raw_message(vec![(code, v)], &[]);
+            let e = Message::decode(&bad).unwrap_err();
+            assert_eq!(e.0, want);
+        }
+        // Unknown fields are skipped, whatever their type.
+        let unknown = raw_message(vec![(200, Value::U64(1))], &[]);
+        assert!(Message::decode(&unknown).is_ok());
+    }
+
+    #[test]
+    fn signatures_are_bounded_in_length_and_nesting() {
+        // The specification's limits: 32 nested arrays and 32 nested structs, 255 bytes.
+        let arrays = |n: usize| format!("{}y", "a".repeat(n));
+        let structs = |n: usize| format!("{}y{}", "(".repeat(n), ")".repeat(n));
+        assert!(split_type(&arrays(32)).is_ok());
+        assert!(split_type(&arrays(33)).is_err());
+        assert!(split_type(&structs(32)).is_ok());
+        assert!(split_type(&structs(33)).is_err());
+        let both = format!("{}{}", "a".repeat(32), structs(32));
+        assert!(split_type(&both).is_ok());
+        // No stack overflow on a hostile signature, however long.
+        let e = split_type(&arrays(1 << 20)).unwrap_err();
+        assert!(e.0.contains("at most 255"), "{}", e.0);
+        let e = split_type(&"(".repeat(200)).unwrap_err();
+        assert!(e.0.contains("bad signature"), "{}", e.0);
     }
 }
