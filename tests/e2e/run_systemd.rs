@@ -86,6 +86,16 @@ const FILES_EXPECTED: &[(&str, &str)] = &[
 /// reset) on drop, pass or fail.
 pub(crate) struct Units(pub(crate) Vec<String>);
 
+/// The names of case `tag` under `rt`: the container's (unique), its unit
+/// `berth-<name>.scope` with a guard that stops it on drop, and its cgroupsPath
+/// `system.slice:berth:<name>`.
+fn scope_names(tag: &str, rt: Rt) -> (String, String, Units, String) {
+    let name = unique(&format!("{tag}-{}", runtime_name(rt).replace('-', "")));
+    let unit = format!("berth-{name}.scope");
+    let path = format!("system.slice:berth:{name}");
+    (name, unit.clone(), Units(vec![unit]), path)
+}
+
 impl Drop for Units {
     fn drop(&mut self) {
         if !systemd_is_pid1() {
@@ -184,10 +194,7 @@ fn call(lab: &Lab, rt: Rt, args: &[&str]) -> Output {
 fn systemd_cgroup_follows_whether_pid1_is_systemd() {
     let lab = Lab::new();
     for rt in [Rt::Berth, Rt::Runc] {
-        let name = unique(&format!("host-{}", runtime_name(rt).replace('-', "")));
-        let unit = format!("berth-{name}.scope");
-        let _units = Units(vec![unit.clone()]);
-        let path = format!("system.slice:berth:{name}");
+        let (name, unit, _units, path) = scope_names("host", rt);
         let b = bundle(&lab, &name, &path, "exit 0", json!({}));
         let out = call(
             &lab,
@@ -325,10 +332,7 @@ fn scope_case(rt: Rt) -> Seen {
     let rtn = runtime_name(rt);
     println!("# {rtn}: a container in a scope with limits");
     let lab = Lab::new();
-    let name = unique(&format!("scope-{}", rtn.replace('-', "")));
-    let unit = format!("berth-{name}.scope");
-    let _units = Units(vec![unit.clone()]);
-    let path = format!("system.slice:berth:{name}");
+    let (name, unit, _units, path) = scope_names("scope", rt);
     let script = "cat /proc/self/cgroup > /tmp/cgroup; exec sleep 1000";
     let b = bundle(&lab, &name, &path, script, resources());
     let out = call(
@@ -423,10 +427,7 @@ fn update_case(rt: Rt) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
     let rtn = runtime_name(rt);
     println!("# {rtn}: update, then daemon-reload");
     let lab = Lab::new();
-    let name = unique(&format!("upd-{}", rtn.replace('-', "")));
-    let unit = format!("berth-{name}.scope");
-    let _units = Units(vec![unit.clone()]);
-    let path = format!("system.slice:berth:{name}");
+    let (name, unit, _units, path) = scope_names("upd", rt);
     let b = bundle(&lab, &name, &path, "exec sleep 1000", resources());
     let out = call(
         &lab,
@@ -514,10 +515,7 @@ fn verbs_case(rt: Rt) -> VerbsSeen {
     let rtn = runtime_name(rt);
     println!("# {rtn}: exec, pause, resume, ps on a container in a scope");
     let lab = Lab::new();
-    let name = unique(&format!("verbs-{}", rtn.replace('-', "")));
-    let unit = format!("berth-{name}.scope");
-    let _units = Units(vec![unit.clone()]);
-    let path = format!("system.slice:berth:{name}");
+    let (name, unit, _units, path) = scope_names("verbs", rt);
     let b = bundle(&lab, &name, &path, "exec sleep 1000", resources());
     let out = call(
         &lab,
@@ -626,10 +624,7 @@ fn duplicate_scope_is_refused() {
     let lab = Lab::new();
     for rt in [Rt::Berth, Rt::Runc] {
         let rtn = runtime_name(rt);
-        let name = unique(&format!("dup-{}", rtn.replace('-', "")));
-        let unit = format!("berth-{name}.scope");
-        let _units = Units(vec![unit.clone()]);
-        let path = format!("system.slice:berth:{name}");
+        let (name, unit, _units, path) = scope_names("dup", rt);
         let b = bundle(&lab, &name, &path, "exec sleep 1000", resources());
         let first = format!("{name}-a");
         let second = format!("{name}-b");
@@ -733,10 +728,7 @@ fn failed_create_leaves_nothing() {
     let lab = Lab::new();
     for rt in [Rt::Berth, Rt::Runc] {
         let rtn = runtime_name(rt);
-        let name = unique(&format!("fail-{}", rtn.replace('-', "")));
-        let unit = format!("berth-{name}.scope");
-        let _units = Units(vec![unit.clone()]);
-        let path = format!("system.slice:berth:{name}");
+        let (name, unit, _units, path) = scope_names("fail", rt);
         let mut res = resources();
         res["unified"] = json!({"memory.no_such_file": "1"});
         let b = bundle(&lab, &name, &path, "exec sleep 1000", res);
@@ -769,10 +761,7 @@ fn foreground_exit_status_and_cleanup() {
     let lab = Lab::new();
     for rt in [Rt::Berth, Rt::Runc] {
         let rtn = runtime_name(rt);
-        let name = unique(&format!("fg-{}", rtn.replace('-', "")));
-        let unit = format!("berth-{name}.scope");
-        let _units = Units(vec![unit.clone()]);
-        let path = format!("system.slice:berth:{name}");
+        let (name, unit, _units, path) = scope_names("fg", rt);
         let script = "cat /proc/self/cgroup; exit 7";
         let b = bundle(&lab, &name, &path, script, resources());
         let out = call(&lab, rt, &["run", "--bundle", b.to_str().unwrap(), &name]);

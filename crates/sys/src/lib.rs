@@ -218,6 +218,11 @@ pub fn mount_setattr(fd: BorrowedFd<'_>, flags: u32, set: u64, clear: u64) -> io
         propagation: 0,
         userns_fd: 0,
     };
+    mount_setattr_raw(fd, flags, &attr)
+}
+
+/// `mount_setattr(fd, "", AT_EMPTY_PATH | flags, attr)`.
+fn mount_setattr_raw(fd: BorrowedFd<'_>, flags: u32, attr: &MountAttr) -> io::Result<()> {
     // SAFETY: attr is a live, correctly sized struct mount_attr; the path is an empty C string.
     check_long(unsafe {
         libc::syscall(
@@ -225,7 +230,7 @@ pub fn mount_setattr(fd: BorrowedFd<'_>, flags: u32, set: u64, clear: u64) -> io
             fd.as_raw_fd(),
             c"".as_ptr(),
             flags | libc::AT_EMPTY_PATH as u32,
-            &attr as *const MountAttr,
+            attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
     })?;
@@ -859,18 +864,7 @@ pub fn mount_setattr_idmap(
         propagation: 0,
         userns_fd: userns.as_raw_fd() as u64,
     };
-    // SAFETY: attr is a live, correctly sized struct mount_attr; the path is an empty C string.
-    check_long(unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            fd.as_raw_fd(),
-            c"".as_ptr(),
-            flags | libc::AT_EMPTY_PATH as u32,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    })?;
-    Ok(())
+    mount_setattr_raw(fd, flags, &attr)
 }
 
 #[cfg(test)]
